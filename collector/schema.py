@@ -1,0 +1,144 @@
+"""The store's schema: DDL templates rendered for a configuration, applied idempotently.
+
+Each statement is its own file in `sql/`. Templates take identifiers and clauses only (database,
+`ON CLUSTER`, engine, TTL), each made by one small helper here; no value is ever spliced into SQL.
+`apply_schema` is a start-up step: CREATE ... IF NOT EXISTS throughout, then the schema version is
+recorded, so running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import spancost
+
+SCHEMA_VERSION = 1
+"""Bump with every change to the DDL below, and add the migration that takes a store there."""
+
+DEFAULT_DATABASE = "otel"
+"""The upstream collector exporter's default database, so both can share one store."""
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SchemaError(RuntimeError):
+    """The store's schema cannot be used by this version of spancost."""
+
+
+@dataclass(frozen=True)
+class SchemaConfig:
+    """How the tables are created."""
+
+    database: str = DEFAULT_DATABASE
+    """Database holding otel_traces and spancost's tables."""
+    cluster: str | None = None
+    """Cluster name: tables are created ON CLUSTER with Replicated engines. Default: a single server."""
+    ttl_days: int = 0
+    """Drop data older than this many days (0: keep everything)."""
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not _IDENTIFIER.match(self.database):
+            problems.append(f"database {self.database!r}: use letters, digits and underscores")
+        if self.cluster is not None and not _IDENTIFIER.match(self.cluster):
+            problems.append(f"cluster {self.cluster!r}: use letters, digits and underscores")
+        if self.ttl_days < 0:
+            problems.append(f"ttl_days {self.ttl_days}: must be 0 (no TTL) or more")
+        return problems
+
+
+def _sql(name: str) -> str:
+    return (resources.files("spancost.collector") / "sql" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def on_cluster(config: SchemaConfig) -> str:
+    return f"ON CLUSTER `{config.cluster}`" if config.cluster else ""
+
+
+def engine(config: SchemaConfig, family: str, table: str) -> str:
+    """`MergeTree()`-family engine, replicated when a cluster is configured."""
+    if not config.cluster:
+        return f"{family}()"
+    path = f"'/clickhouse/tables/{{shard}}/{config.database}/{table}'"
+    return f"Replicated{family}({path}, '{{replica}}')"
+
+
+def ttl(config: SchemaConfig, time_expression: str) -> str:
+    return f"TTL {time_expression} + toIntervalDay({config.ttl_days})" if config.ttl_days else ""
+
+
+# (template, table, engine family, TTL time expression or None), in the order they must be created.
+_STATEMENTS: tuple[tuple[str, str | None, str | None, str | None], ...] = (
+    ("database", None, None, None),
+    ("schema_version_table", "spancost_schema", "ReplacingMergeTree", None),
+    ("traces_table", "otel_traces", "MergeTree", "toDateTime(Timestamp)"),
+    ("traces_trace_id_ts_table", "otel_traces_trace_id_ts", "AggregatingMergeTree", "toDateTime(Start)"),
+    ("traces_trace_id_ts_mv", None, None, None),
+    ("llm_calls_table", "llm_calls", "ReplacingMergeTree", "toDateTime(Timestamp)"),
+    ("llm_daily_table", "llm_daily", "SummingMergeTree", "Date"),
+    ("llm_calls_mv", None, None, None),
+    ("llm_daily_mv", None, None, None),
+)
+
+
+def render_statements(config: SchemaConfig) -> list[tuple[str, str]]:
+    """Every DDL statement for `config`, in order, each with the name of its template file."""
+    problems = config.validate()
+    if problems:
+        raise SchemaError("invalid schema configuration: " + "; ".join(problems))
+    statements = []
+    for template, table, family, time_expression in _STATEMENTS:
+        values = {
+            "database": f"`{config.database}`",
+            "on_cluster": on_cluster(config),
+            "engine": engine(config, family, table) if family and table else "",
+            "ttl": ttl(config, time_expression) if time_expression else "",
+        }
+        statements.append((f"{template}.sql", _sql(template).format_map(values).strip()))
+    return statements
+
+
+def render_schema(config: SchemaConfig) -> str:
+    """The whole DDL for `config` as one script, for teams that create their schema themselves."""
+    return "".join(f"-- {name}\n{sql};\n\n" for name, sql in render_statements(config))
+
+
+def current_version(client: Any, config: SchemaConfig) -> int:
+    """The schema version the store has (0 for a store spancost has not set up)."""
+    exists = client.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'spancost_schema'",
+        parameters={"db": config.database},
+    ).result_rows[0][0]
+    if not exists:
+        return 0
+    rows = client.query(f"SELECT max(Version) FROM `{config.database}`.spancost_schema").result_rows
+    return int(rows[0][0] or 0)
+
+
+def apply_schema(client: Any, config: SchemaConfig = SchemaConfig()) -> int:
+    """Create whatever is missing and record the schema version; returns the version now in the store.
+
+    A store whose schema is newer than this spancost is refused rather than written with old DDL.
+    """
+    found = current_version(client, config)
+    if found > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the store's schema is version {found}, newer than this spancost's ({SCHEMA_VERSION}); "
+            "upgrade spancost"
+        )
+    for name, statement in render_statements(config):
+        try:
+            client.command(statement)
+        except Exception as err:
+            raise SchemaError(f"creating the schema failed at {name}: {err}") from err
+    if found < SCHEMA_VERSION:
+        client.insert(
+            "spancost_schema",
+            [[SCHEMA_VERSION, f"spancost {spancost.__version__}"]],
+            column_names=["Version", "AppliedBy"],
+            database=config.database,
+        )
+    return SCHEMA_VERSION

@@ -1,0 +1,116 @@
+"""spancost instrumentation: priced, tagged spans for every model call.
+
+`spancost.instrument()` is the one call an application makes at start-up; under
+`opentelemetry-instrument` the `spancost_openai` and `spancost_anthropic` entry points do the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from spancost.instrumentation.pipeline import (
+    add_exporter,
+    new_tracer_provider,
+    otlp_exporter_from_env,
+    reset_pipeline_state,
+)
+from spancost.instrumentation.processor import SpancostSpanProcessor, install, uninstall
+from spancost.instrumentation.tags import current_tags, tags
+
+logger = logging.getLogger("spancost.instrumentation")
+
+PROVIDERS = ("openai", "anthropic")
+
+__all__ = ["PROVIDERS", "SpancostSpanProcessor", "current_tags", "instrument", "tags", "uninstrument"]
+
+_instrumented: dict[str, Any] = {}
+_provider: Any = None
+
+
+def _instrumentor(name: str) -> Any:
+    if name == "openai":
+        from spancost.instrumentation.openai import OpenAIInstrumentor
+
+        return OpenAIInstrumentor()
+    if name == "anthropic":
+        from spancost.instrumentation.anthropic import AnthropicInstrumentor
+
+        return AnthropicInstrumentor()
+    raise ValueError(f"unknown provider {name!r}; spancost instruments {', '.join(PROVIDERS)}")
+
+
+def instrument(
+    *,
+    tracer_provider: TracerProvider | None = None,
+    exporter: SpanExporter | None = None,
+    store: str | None = None,
+    prices: str | Path | None = None,
+    providers: Iterable[str] = PROVIDERS,
+) -> TracerProvider | None:
+    """Record a priced, tagged span for every model call this process makes.
+
+    - `tracer_provider`: where spans go; default the global one. When no SDK provider is set up
+      yet, one is created (resource from OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES) and made
+      global, exporting over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    - `exporter`: an extra span exporter (batched), e.g. to a test or a vendor.
+    - `store`: a ClickHouse DSN (`chdb:///path` or `http://host:8123`) to write spans to directly,
+      without a collector (needs the `collector` extra).
+    - `prices`: a price file that overrides or extends the bundled table; a bad file raises here.
+    - `providers`: which SDKs to patch (those not installed are skipped).
+
+    Returns the tracer provider in use (None if it is not the SDK's, which cannot be priced in process).
+    Opens no network connection.
+    """
+    global _provider
+    if prices is not None:
+        from spancost.pricing.table import build_table, set_default_table
+
+        set_default_table(build_table([Path(prices)]))
+    provider: Any = tracer_provider or trace.get_tracer_provider()
+    created = False
+    if tracer_provider is None and isinstance(provider, trace.ProxyTracerProvider):
+        provider = new_tracer_provider()
+        trace.set_tracer_provider(provider)
+        provider = trace.get_tracer_provider()
+        created = True
+    install(provider)
+    if store is not None:
+        from spancost.collector.exporter import ClickHouseSpanExporter
+
+        add_exporter(provider, ClickHouseSpanExporter(store))
+    if exporter is not None:
+        add_exporter(provider, exporter)
+    if created and store is None and exporter is None:
+        otlp = otlp_exporter_from_env()
+        if otlp is not None:
+            add_exporter(provider, otlp)
+        else:
+            logger.warning(
+                "spancost: no exporter configured (set OTEL_EXPORTER_OTLP_ENDPOINT, or pass store= "
+                "or exporter= to spancost.instrument()); spans are priced but not sent anywhere"
+            )
+    for name in providers:
+        instrumentor = _instrumentor(name)
+        instrumentor.instrument(tracer_provider=provider)
+        if instrumentor.is_instrumented_by_opentelemetry:
+            _instrumented[name] = instrumentor
+    _provider = provider
+    return provider if isinstance(provider, TracerProvider) else None
+
+
+def uninstrument() -> None:
+    """Undo `instrument()`: the SDKs are restored and the stage leaves the tracer provider."""
+    global _provider
+    for name in list(_instrumented):
+        _instrumented.pop(name).uninstrument()
+    if _provider is not None:
+        uninstall(_provider)
+        _provider = None
+    reset_pipeline_state()

@@ -1,0 +1,145 @@
+"""Anthropic SDK instrumentation: exactly one priced inference span per `messages.create`.
+
+Current anthropic SDKs trace themselves: every call gets the SDK's own semantic-convention span
+(`anthropic.messages.create`) on the global tracer provider, with usage and cache attributes. A
+second span for the same call would double every count, so for a client that traces itself the
+wrapper adds no span: it only passes call hints (the system-prompt hash) into the context, and the
+span processor tags and prices the SDK's span. For an SDK that does not trace (older versions, or
+tracing turned off for the client), the wrapper makes the span itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+from wrapt import wrap_function_wrapper
+
+from spancost import __version__
+from spancost import attributes as attr
+from spancost.instrumentation._inference import (
+    call_in_span,
+    guarded,
+    number,
+    prompt_version,
+    server_attributes,
+    usage_attributes,
+)
+from spancost.instrumentation.pipeline import ensure_pipeline, pipeline_ready
+from spancost.instrumentation.tags import call_hints
+from spancost.pricing.usage import anthropic_usage
+
+logger = logging.getLogger("spancost.instrumentation.anthropic")
+
+_MESSAGES_MODULE = "anthropic.resources.messages.messages"
+
+# Client classes of the cloud platforms → gen_ai.provider.name.
+_PLATFORM_PROVIDERS = {
+    "AnthropicBedrock": "aws.bedrock",
+    "AsyncAnthropicBedrock": "aws.bedrock",
+    "AnthropicVertex": "gcp.vertex_ai",
+    "AsyncAnthropicVertex": "gcp.vertex_ai",
+}
+
+
+def sdk_traces(client: Any) -> bool:
+    """Whether this client emits its own span per call (anthropic SDKs with built-in tracing, enabled)."""
+    if not hasattr(type(client), "_tracer"):
+        return False
+    try:
+        return client._tracer is not None
+    except Exception:
+        return False
+
+
+def _system_texts(system: Any) -> Iterable[str]:
+    if isinstance(system, str):
+        yield system
+    elif isinstance(system, Iterable) and not isinstance(system, (bytes, Mapping)):
+        for block in system:
+            if isinstance(block, Mapping) and isinstance(block.get("text"), str):
+                yield block["text"]
+
+
+def request_hints(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """What spancost adds to any span of this call, the SDK's own included."""
+    version = prompt_version(_system_texts(kwargs.get("system")))
+    return {attr.PROMPT_VERSION: version} if version else {}
+
+
+def request_attributes(client: Any, kwargs: Mapping[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    provider = _PLATFORM_PROVIDERS.get(type(client).__name__, "anthropic")
+    model = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
+    max_tokens = kwargs.get("max_tokens")
+    values: dict[str, Any] = {
+        **server_attributes(getattr(client, "base_url", None)),
+        attr.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
+        attr.GEN_AI_REQUEST_TEMPERATURE: number(kwargs.get("temperature")),
+        attr.GEN_AI_REQUEST_TOP_P: number(kwargs.get("top_p")),
+        **request_hints(kwargs),
+    }
+    return provider, model, values
+
+
+def response_attributes(message: Any) -> dict[str, Any]:
+    """Model, id, stop reason, service tier and usage of a `Message`."""
+    values: dict[str, Any] = {}
+    for name, key in (("model", attr.GEN_AI_RESPONSE_MODEL), ("id", attr.GEN_AI_RESPONSE_ID)):
+        value = getattr(message, name, None)
+        if isinstance(value, str):
+            values[key] = value
+    stop_reason = getattr(message, "stop_reason", None)
+    if isinstance(stop_reason, str):
+        values[attr.GEN_AI_RESPONSE_FINISH_REASONS] = [stop_reason]
+    usage = getattr(message, "usage", None)
+    if usage is not None:
+        normalised = anthropic_usage(usage)
+        values.update(usage_attributes(normalised))
+        if normalised.service_tier:
+            values[attr.ANTHROPIC_RESPONSE_SERVICE_TIER] = normalised.service_tier
+    return values
+
+
+def messages_create(tracer: trace.Tracer) -> Callable[..., Any]:
+    """The wrapper of `Messages.create`."""
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        pipeline_ready()
+        client = getattr(instance, "_client", None)
+        if sdk_traces(client):
+            hints = guarded("anthropic call hints", request_hints, kwargs)
+            if not hints:
+                return wrapped(*args, **kwargs)
+            with call_hints(hints):
+                return wrapped(*args, **kwargs)
+        if kwargs.get("stream"):
+            return wrapped(*args, **kwargs)
+        request = guarded("reading an anthropic request", request_attributes, client, kwargs)
+        return call_in_span(tracer, "chat", request, response_attributes, wrapped, args, kwargs)
+
+    return wrapper
+
+
+class AnthropicInstrumentor(BaseInstrumentor):
+    """Prices the anthropic SDK's spans, or makes them where the SDK does not
+    (registered as `spancost_anthropic` for `opentelemetry-instrument`)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("anthropic >= 0.30",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider = kwargs.get("tracer_provider")
+        ensure_pipeline(tracer_provider)
+        tracer = trace.get_tracer(__name__, __version__, tracer_provider=tracer_provider)
+        wrap_function_wrapper(_MESSAGES_MODULE, "Messages.create", messages_create(tracer))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import anthropic.resources.messages.messages as messages
+
+        unwrap(messages.Messages, "create")

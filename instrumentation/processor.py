@@ -1,0 +1,176 @@
+"""The in-process stage: tags on start, cost on end, then the export processors.
+
+An OpenTelemetry Python span is read-only once it ends, so the pricing stage cannot add attributes
+to it; instead `SpancostSpanProcessor` sits in front of the export processors and forwards an
+enriched copy. `install` puts it in front of whatever processors a tracer provider already has,
+and in front of those added later, without replacing the provider (tracers already handed out keep
+working).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from spancost import attributes as attr
+from spancost._log import log_once
+from spancost.costing import cost_attributes
+from spancost.instrumentation.tags import current_hints, current_tags
+from spancost.pricing.table import PriceTable
+
+logger = logging.getLogger("spancost.instrumentation")
+
+
+class _EnrichedSpan(ReadableSpan):
+    """A copy of a finished span with more attributes; keeps the original's dropped counts."""
+
+    def __init__(self, span: ReadableSpan, extra: Mapping[str, Any]) -> None:
+        super().__init__(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes={**(span.attributes or {}), **extra},
+            events=span.events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+        self._original = span
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._original.dropped_attributes
+
+    @property
+    def dropped_events(self) -> int:
+        return self._original.dropped_events
+
+    @property
+    def dropped_links(self) -> int:
+        return self._original.dropped_links
+
+
+class SpancostSpanProcessor(SpanProcessor):
+    """Tags every span on start; prices each finished model-call span; forwards to `downstream`.
+
+    Use it directly when building a pipeline by hand::
+
+        provider.add_span_processor(SpancostSpanProcessor(BatchSpanProcessor(exporter)))
+
+    or let `spancost.instrument()` put it in front of the provider's processors.
+    """
+
+    def __init__(self, *downstream: SpanProcessor, table: PriceTable | None = None) -> None:
+        self._downstream: tuple[SpanProcessor, ...] = downstream
+        self._table = table
+        self._lock = threading.Lock()
+
+    @property
+    def downstream(self) -> tuple[SpanProcessor, ...]:
+        return self._downstream
+
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        """Add an export processor behind the pricing stage."""
+        with self._lock:
+            self._downstream += (processor,)
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        try:
+            self._tag(span, parent_context)
+        except Exception:
+            log_once(logger, "processor.on_start", "spancost: could not tag a span", exc_info=True)
+        for processor in self._downstream:
+            processor.on_start(span, parent_context=parent_context)
+
+    @staticmethod
+    def _tag(span: Span, parent_context: otel_context.Context | None) -> None:
+        hints = current_hints(parent_context)
+        if hints and span.attributes.get(attr.GEN_AI_OPERATION_NAME) in attr.INFERENCE_OPERATIONS:
+            span.set_attributes(hints)
+        tags = current_tags(parent_context)
+        if tags:
+            span.set_attributes(tags)
+
+    def _on_ending(self, span: Span) -> None:
+        for processor in self._downstream:
+            processor._on_ending(span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        forwarded = span
+        try:
+            extra = cost_attributes(span.attributes or {}, span.start_time, table=self._table)
+            if extra:
+                forwarded = _EnrichedSpan(span, extra)
+        except Exception:
+            log_once(
+                logger,
+                "processor.on_end",
+                "spancost: could not price a span; it is exported unpriced",
+                exc_info=True,
+            )
+        for processor in self._downstream:
+            processor.on_end(forwarded)
+
+    def shutdown(self) -> None:
+        for processor in self._downstream:
+            processor.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(processor.force_flush(timeout_millis) for processor in self._downstream)
+
+
+def installed_processor(tracer_provider: Any) -> SpancostSpanProcessor | None:
+    """The spancost stage already in `tracer_provider`, if any."""
+    multi = getattr(tracer_provider, "_active_span_processor", None)
+    for processor in getattr(multi, "_span_processors", ()):
+        if isinstance(processor, SpancostSpanProcessor):
+            return processor
+    return None
+
+
+def install(tracer_provider: Any) -> SpancostSpanProcessor | None:
+    """Put the spancost stage in front of `tracer_provider`'s processors (idempotent).
+
+    Processors added to the provider later are added behind the stage, so they too receive priced
+    spans. Returns None (and logs why) for a provider that is not the OpenTelemetry SDK's.
+    """
+    existing = installed_processor(tracer_provider)
+    if existing is not None:
+        return existing
+    multi = getattr(tracer_provider, "_active_span_processor", None)
+    if multi is None or not hasattr(multi, "_span_processors") or not hasattr(multi, "_lock"):
+        log_once(
+            logger,
+            "install.unsupported",
+            "spancost: tracer provider %r is not the OpenTelemetry SDK's; "
+            "spans will not be tagged or priced in process (the collector can still price them)",
+            tracer_provider,
+        )
+        return None
+    with multi._lock:
+        stage = SpancostSpanProcessor(*multi._span_processors)
+        multi._span_processors = (stage,)
+    # An instance attribute shadows the method, so provider.add_span_processor() now adds behind us.
+    multi.add_span_processor = stage.add_span_processor
+    return stage
+
+
+def uninstall(tracer_provider: Any) -> None:
+    """Take the spancost stage out again, leaving the provider's processors as they are."""
+    stage = installed_processor(tracer_provider)
+    if stage is None:
+        return
+    multi = tracer_provider._active_span_processor
+    with multi._lock:
+        multi._span_processors = stage.downstream
+    if "add_span_processor" in vars(multi):
+        del multi.add_span_processor

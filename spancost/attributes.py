@@ -1,0 +1,193 @@
+"""Every attribute name spancost reads or writes, spelled once.
+
+Standard names follow the OpenTelemetry GenAI semantic conventions. The Python semconv package
+marks them as moved, so they are spelled here rather than imported. spancost's own names live
+under ``spancost.``. A test checks that every attribute key used in a ``.sql`` file is defined here.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Final
+
+# --- GenAI semantic conventions: request and response -------------------------------------------
+
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+"""The kind of GenAI operation: see `Operation`."""
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+"""Which provider served the call (openai, anthropic, aws.bedrock, ...)."""
+GEN_AI_SYSTEM: Final = "gen_ai.system"
+"""Older spelling of `gen_ai.provider.name`, still emitted by some instrumentations."""
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+"""The model the caller asked for."""
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+"""The model that answered (often a dated snapshot of the requested one)."""
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+"""The provider's id of the completion."""
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+"""Why each choice stopped, as a list."""
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+"""The caller's output-token limit."""
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+"""Sampling temperature the caller asked for."""
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+"""Nucleus sampling mass the caller asked for."""
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+"""True on a call that streams its response."""
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+"""Name of the agent an `invoke_agent` span runs."""
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+"""Name of the tool an `execute_tool` span runs."""
+
+# --- GenAI semantic conventions: usage ------------------------------------------------------------
+
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+"""All input tokens of the call, cached ones included."""
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+"""All output tokens of the call, reasoning included."""
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+"""Input tokens served from the provider's prompt cache."""
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
+"""Input tokens written to the provider's prompt cache (all TTLs)."""
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+"""Older spelling of `gen_ai.usage.cache_write.input_tokens`; read, never written."""
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+"""Output tokens spent on reasoning (a part of the output tokens)."""
+
+# --- GenAI cost, as drafted for the conventions ---------------------------------------------------
+
+GEN_AI_USAGE_COST_AMOUNT: Final = "gen_ai.usage.cost.amount"
+"""Cost of the call in `gen_ai.usage.cost.currency`, on inference spans only (double)."""
+GEN_AI_USAGE_COST_CURRENCY: Final = "gen_ai.usage.cost.currency"
+"""Currency of the cost amount; spancost always writes USD."""
+GEN_AI_USAGE_COST_SOURCE: Final = "gen_ai.usage.cost.source"
+"""Who computed the cost: see `CostSource`."""
+
+# --- Provider-specific names read from other emitters -------------------------------------------
+
+ANTHROPIC_CACHE_WRITE_1H_TOKENS: Final = "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
+"""Set by the anthropic SDK's own span: the part of the cache write that went to the 1-hour cache."""
+ANTHROPIC_STOP_REASON: Final = "anthropic.message.stop_reason"
+"""Set by the anthropic SDK's own span: why the message stopped (its finish reason)."""
+ANTHROPIC_RESPONSE_SERVICE_TIER: Final = "anthropic.response.service_tier"
+"""Set by the anthropic SDK's own span: the service tier that served the call."""
+OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+"""The service tier an OpenAI caller asked for."""
+OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+"""The service tier that served an OpenAI call."""
+
+# --- General conventions ----------------------------------------------------------------------------
+
+ERROR_TYPE: Final = "error.type"
+"""Class of the error a failed call ended with."""
+SERVER_ADDRESS: Final = "server.address"
+"""Host the SDK sent the request to."""
+SERVER_PORT: Final = "server.port"
+"""Port the SDK sent the request to."""
+USER_ID: Final = "user.id"
+"""The end user the call was made for."""
+SERVICE_NAME: Final = "service.name"
+"""Resource attribute: the application."""
+SERVICE_VERSION: Final = "service.version"
+"""Resource attribute: the application's version (the client version in reports)."""
+
+# --- spancost: cost provenance ------------------------------------------------------------------
+
+COST_STATUS: Final = "spancost.cost.status"
+"""Whether the call could be priced: see `CostStatus`."""
+COST_INPUT: Final = "spancost.cost.input"
+"""USD for uncached input tokens."""
+COST_OUTPUT: Final = "spancost.cost.output"
+"""USD for output tokens (reasoning included)."""
+COST_CACHE_READ: Final = "spancost.cost.cache_read"
+"""USD for input tokens read from cache."""
+COST_CACHE_WRITE: Final = "spancost.cost.cache_write"
+"""USD for input tokens written to cache."""
+PRICE_KEY: Final = "spancost.price.key"
+"""The price-table entry that priced the call, as provider/model."""
+PRICE_VERSION: Final = "spancost.price.version"
+"""The date of the price table that priced the call."""
+PRICE_TIER: Final = "spancost.price.tier"
+"""Service tier and long-context tier the call was priced at."""
+
+# --- spancost: attribution tags -------------------------------------------------------------------
+
+PROMPT_NAME: Final = "spancost.prompt.name"
+"""Name of the prompt (template) the call used."""
+PROMPT_VERSION: Final = "spancost.prompt.version"
+"""Version of the prompt; defaults to a short hash of the system prompt."""
+WORKSPACE_ID: Final = "spancost.workspace.id"
+"""Tenant, team or workspace the call was made for."""
+FEATURE: Final = "spancost.feature"
+"""Product feature that made the call."""
+EXPERIMENT_VARIANT: Final = "spancost.experiment.variant"
+"""A/B experiment arm the call ran under."""
+ENTRY_POINT: Final = "spancost.entry_point"
+"""Where in the application the user action started (endpoint, job, command)."""
+RUN_ID: Final = "spancost.run.id"
+"""Id of a golden-dataset run the call belongs to."""
+
+# --- spancost: roll-up on agent and workflow spans -------------------------------------------------
+
+ROLLUP_COST: Final = "spancost.rollup.cost"
+"""USD of all inference calls under this agent or workflow span."""
+ROLLUP_LLM_CALLS: Final = "spancost.rollup.llm_calls"
+"""Number of inference calls under this agent or workflow span."""
+ROLLUP_INPUT_TOKENS: Final = "spancost.rollup.input_tokens"
+"""Input tokens of all inference calls under this span."""
+ROLLUP_OUTPUT_TOKENS: Final = "spancost.rollup.output_tokens"
+"""Output tokens of all inference calls under this span."""
+
+
+class Operation(str, Enum):
+    """Values of `gen_ai.operation.name` that spancost writes or prices."""
+
+    CHAT = "chat"
+    TEXT_COMPLETION = "text_completion"
+    EMBEDDINGS = "embeddings"
+    GENERATE_CONTENT = "generate_content"
+    INVOKE_AGENT = "invoke_agent"
+    EXECUTE_TOOL = "execute_tool"
+    INVOKE_WORKFLOW = "invoke_workflow"
+
+
+INFERENCE_OPERATIONS: Final = frozenset(
+    {
+        Operation.CHAT.value,
+        Operation.TEXT_COMPLETION.value,
+        Operation.EMBEDDINGS.value,
+        Operation.GENERATE_CONTENT.value,
+    }
+)
+"""Operations that are one model call, and so carry usage and cost."""
+
+
+class CostStatus(str, Enum):
+    """Values of `spancost.cost.status`."""
+
+    PRICED = "priced"
+    """Priced by spancost from the price table."""
+    PROVIDER = "provider"
+    """The cost came with the span (reported by the provider or the emitter)."""
+    UNPRICED = "unpriced"
+    """The model is not in the price table: no amount, which is not the same as free."""
+
+
+class CostSource(str, Enum):
+    """Values of `gen_ai.usage.cost.source`."""
+
+    PROVIDER = "provider"
+    LOCAL = "local"
+
+
+TAG_ATTRIBUTES: Final = {
+    "prompt": PROMPT_NAME,
+    "prompt_version": PROMPT_VERSION,
+    "user_id": USER_ID,
+    "workspace_id": WORKSPACE_ID,
+    "feature": FEATURE,
+    "experiment_variant": EXPERIMENT_VARIANT,
+    "entry_point": ENTRY_POINT,
+    "run_id": RUN_ID,
+}
+"""Keyword of `spancost.tags(...)` → the attribute it sets on every span started inside."""

@@ -1,0 +1,127 @@
+"""The pricing stage: the cost attributes a finished span should carry.
+
+One function over a span's attributes and start time, shared by the in-process span processor
+and the collector, so that a span is priced the same way wherever it is priced. It never sees SDK
+objects: whoever emitted the span (spancost, the anthropic SDK, another instrumentation), the
+semantic-convention attributes are the contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from spancost import attributes as attr
+from spancost._log import log_once
+from spancost.pricing.engine import calc_cost
+from spancost.pricing.table import PriceTable
+from spancost.pricing.usage import Usage
+
+logger = logging.getLogger("spancost.pricing")
+
+
+def _tokens(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def span_model(attributes: Mapping[str, Any]) -> str | None:
+    """The model that answered, else the one asked for."""
+    return _text(attributes.get(attr.GEN_AI_RESPONSE_MODEL)) or _text(
+        attributes.get(attr.GEN_AI_REQUEST_MODEL)
+    )
+
+
+def span_usage(attributes: Mapping[str, Any]) -> Usage | None:
+    """Usage from semantic-convention attributes, or None when the span reports no tokens."""
+    input_tokens = _tokens(attributes.get(attr.GEN_AI_USAGE_INPUT_TOKENS))
+    output_tokens = _tokens(attributes.get(attr.GEN_AI_USAGE_OUTPUT_TOKENS))
+    if input_tokens is None and output_tokens is None:
+        return None
+    cache_write = _tokens(attributes.get(attr.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS))
+    if cache_write is None:
+        cache_write = _tokens(attributes.get(attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
+    cache_write = cache_write or 0
+    tier = _text(attributes.get(attr.ANTHROPIC_RESPONSE_SERVICE_TIER)) or _text(
+        attributes.get(attr.OPENAI_RESPONSE_SERVICE_TIER)
+    )
+    return Usage(
+        input_tokens=input_tokens or 0,
+        output_tokens=output_tokens or 0,
+        cache_read_tokens=_tokens(attributes.get(attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)) or 0,
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=min(
+            _tokens(attributes.get(attr.ANTHROPIC_CACHE_WRITE_1H_TOKENS)) or 0, cache_write
+        ),
+        reasoning_tokens=_tokens(attributes.get(attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)) or 0,
+        service_tier=tier,
+    )
+
+
+def is_inference(attributes: Mapping[str, Any]) -> bool:
+    """Whether the span is one model call (and so the only kind of span that carries a cost)."""
+    operation = attributes.get(attr.GEN_AI_OPERATION_NAME)
+    if operation is not None:
+        return operation in attr.INFERENCE_OPERATIONS
+    # Emitters that set no operation name: a model and token counts make it a model call.
+    return span_model(attributes) is not None and span_usage(attributes) is not None
+
+
+def cost_attributes(
+    attributes: Mapping[str, Any], start_time_ns: int | None, *, table: PriceTable | None = None
+) -> dict[str, Any]:
+    """The attributes to add to a finished span so that it carries its cost; empty when none apply.
+
+    A span that is not a model call, or that reports no usage, gets nothing. A span that already
+    carries a cost keeps it (marked `provider` when nobody said where it came from). An unknown
+    model is `unpriced`: no amount, never $0.
+    """
+    if not is_inference(attributes):
+        return {}
+    if attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT) is not None:
+        if attributes.get(attr.COST_STATUS) is None:
+            return {attr.COST_STATUS: attr.CostStatus.PROVIDER.value}
+        return {}
+    usage = span_usage(attributes)
+    model = span_model(attributes)
+    if usage is None or model is None:
+        return {}
+    provider = _text(attributes.get(attr.GEN_AI_PROVIDER_NAME)) or _text(attributes.get(attr.GEN_AI_SYSTEM))
+    at = dt.datetime.fromtimestamp(start_time_ns / 1e9, dt.timezone.utc) if start_time_ns else None
+    cost = calc_cost(usage, model, provider=provider, at=at, table=table)
+    if cost is None:
+        log_once(
+            logger,
+            f"unpriced:{model}",
+            "spancost: no price for model %r (provider %s); its calls are "
+            "recorded as unpriced. Add it with SPANCOST_PRICES.",
+            model,
+            provider,
+        )
+        return {attr.COST_STATUS: attr.CostStatus.UNPRICED.value}
+    return {
+        attr.GEN_AI_USAGE_COST_AMOUNT: float(cost.total),
+        attr.GEN_AI_USAGE_COST_CURRENCY: "USD",
+        attr.GEN_AI_USAGE_COST_SOURCE: attr.CostSource.LOCAL.value,
+        attr.COST_STATUS: attr.CostStatus.PRICED.value,
+        attr.COST_INPUT: float(cost.input),
+        attr.COST_OUTPUT: float(cost.output),
+        attr.COST_CACHE_READ: float(cost.cache_read),
+        attr.COST_CACHE_WRITE: float(cost.cache_write),
+        attr.PRICE_KEY: cost.key,
+        attr.PRICE_VERSION: cost.version,
+        attr.PRICE_TIER: cost.tier,
+    }

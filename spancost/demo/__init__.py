@@ -1,0 +1,1 @@
+"""Demo helpers: a local fake LLM provider for driving instrumented SDK calls."""

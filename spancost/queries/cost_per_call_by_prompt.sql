@@ -1,0 +1,13 @@
+-- title: Cost per call by prompt
+-- description: For each prompt, what one call costs: mean, median, 95th percentile and maximum, over priced calls.
+SELECT
+    if(PromptName = '', '(untagged)', PromptName) AS prompt,
+    count() AS calls,
+    toFloat64(avg(CostUSD)) AS mean_usd,
+    toFloat64(quantileExact(0.5)(CostUSD)) AS p50_usd,
+    toFloat64(quantileExact(0.95)(CostUSD)) AS p95_usd,
+    toFloat64(max(CostUSD)) AS max_usd
+FROM llm_calls
+WHERE $__timeFilter(Timestamp) AND CostStatus IN ('priced', 'provider')
+GROUP BY prompt
+ORDER BY mean_usd DESC

@@ -1,0 +1,157 @@
+"""One door to the store: a DSN becomes a clickhouse-connect client, queries come back as `Results`.
+
+`chdb:///path` (or `chdb://relative/path`) is ClickHouse embedded in this process through chdb;
+`http(s)://user:password@host:8123/database` is a ClickHouse server or cluster. Only one process
+can open a chdb directory at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from spancost.collector.schema import DEFAULT_DATABASE, SchemaConfig, apply_schema
+
+STORE_ENV = "SPANCOST_STORE"
+DEFAULT_STORE_DIR = Path(".spancost") / "store"
+_SETTINGS = {"session_timezone": "UTC"}
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or a query failed; the message names the store (never its password)."""
+
+
+def default_dsn() -> str:
+    """`SPANCOST_STORE`, else an embedded store in `.spancost/store` under the working folder."""
+    return os.environ.get(STORE_ENV) or f"chdb://{(Path.cwd() / DEFAULT_STORE_DIR).resolve()}"
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password replaced, for messages and logs."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def chdb_path(dsn: str) -> Path | None:
+    """The directory of an embedded store's DSN, or None for a server DSN."""
+    if not dsn.startswith("chdb:"):
+        return None
+    rest = re.sub(r"^chdb:(//)?", "", dsn)
+    return Path(rest).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Results:
+    """Rows of one query with their column names."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def single_value(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def open_client(dsn: str, database: str | None = None) -> Any:
+    """A clickhouse-connect client for `dsn`, without touching the schema."""
+    try:
+        import clickhouse_connect
+    except ImportError as err:
+        raise StoreError("the store needs clickhouse-connect: pip install 'spancost[collector]'") from err
+    path = chdb_path(dsn)
+    try:
+        if path is not None:
+            try:
+                import chdb  # noqa: F401 - checked here to give the install hint
+            except ImportError as err:
+                raise StoreError(
+                    "an embedded (chdb://) store needs chdb: pip install 'spancost[embedded]'"
+                ) from err
+            path.mkdir(parents=True, exist_ok=True)
+            return clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database, settings=_SETTINGS)
+        return clickhouse_connect.get_client(dsn=dsn, database=database, settings=_SETTINGS)
+    except StoreError:
+        raise
+    except Exception as err:
+        hint = ""
+        if path is not None and "lock" in str(err).lower():
+            hint = " (another process, such as a running `spancost serve`, has this embedded store open)"
+        raise StoreError(f"cannot open the store {redact(dsn)}: {err}{hint}") from err
+
+
+class Store:
+    """A connected store with spancost's schema in place."""
+
+    def __init__(
+        self, dsn: str | None = None, *, config: SchemaConfig | None = None, create: bool = True
+    ) -> None:
+        self.dsn = dsn or default_dsn()
+        self.config = config or SchemaConfig(database=_dsn_database(self.dsn) or DEFAULT_DATABASE)
+        # Connect without a database: the schema step may have to create it first.
+        self.client = open_client(_without_database(self.dsn))
+        if create:
+            try:
+                apply_schema(self.client, self.config)
+            except Exception as err:
+                self.client.close()
+                raise StoreError(f"cannot set up the schema in {redact(self.dsn)}: {err}") from err
+        self.client.database = self.config.database
+
+    @property
+    def database(self) -> str:
+        return self.config.database
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None = None) -> Results:
+        try:
+            result = self.client.query(sql, parameters=parameters)
+        except Exception as err:
+            raise StoreError(f"query failed on {redact(self.dsn)}: {err}\n{sql}") from err
+        return Results(tuple(result.column_names), list(result.result_rows))
+
+    def command(self, sql: str) -> None:
+        try:
+            self.client.command(sql)
+        except Exception as err:
+            raise StoreError(f"command failed on {redact(self.dsn)}: {err}\n{sql}") from err
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _without_database(dsn: str) -> str:
+    if dsn.startswith("chdb:"):
+        return dsn
+    return urlunsplit(urlsplit(dsn)._replace(path=""))
+
+
+def _dsn_database(dsn: str) -> str | None:
+    """The database a server DSN names in its path (`http://host:8123/otel`), if any."""
+    if dsn.startswith("chdb:"):
+        return None
+    path = urlsplit(dsn).path.strip("/")
+    return path or None
