@@ -30,7 +30,7 @@ from spancost.instrumentation._inference import (
     usage_attributes,
 )
 from spancost.instrumentation.pipeline import ensure_pipeline, pipeline_ready
-from spancost.instrumentation.tags import call_hints
+from spancost.instrumentation.tags import attach_hints, detach_hints
 from spancost.pricing.usage import anthropic_usage
 
 logger = logging.getLogger("spancost.instrumentation.anthropic")
@@ -113,11 +113,14 @@ def messages_create(tracer: trace.Tracer) -> Callable[..., Any]:
         pipeline_ready()
         client = getattr(instance, "_client", None)
         if sdk_traces(client):
-            hints = guarded("anthropic call hints", request_hints, kwargs)
-            if not hints:
+            hints = guarded("reading an anthropic request", request_hints, kwargs)
+            token = guarded("passing call hints", attach_hints, hints) if hints else None
+            if token is None:
                 return wrapped(*args, **kwargs)
-            with call_hints(hints):
+            try:
                 return wrapped(*args, **kwargs)
+            finally:
+                guarded("clearing call hints", detach_hints, token)
         if kwargs.get("stream"):
             return wrapped(*args, **kwargs)
         request = guarded("reading an anthropic request", request_attributes, client, kwargs)

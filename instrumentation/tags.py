@@ -80,18 +80,18 @@ def current_tags(ctx: otel_context.Context | None = None) -> Mapping[str, str]:
     return value if value is not None else _EMPTY  # type: ignore[return-value]
 
 
-@contextmanager
-def call_hints(attributes: Mapping[str, Any]) -> Iterator[None]:
-    """Attributes for the inference span that somebody else (an SDK) starts inside this block.
+def attach_hints(attributes: Mapping[str, Any]) -> object:
+    """Put attributes in the context for the inference span that somebody else (an SDK) starts next.
 
     spancost's wrapper of an SDK that traces itself cannot touch that SDK's span, but it can see the
     request (the system prompt, say); the span processor applies these hints when the span starts.
+    Returns the token for `detach_hints`.
     """
-    token = otel_context.attach(otel_context.set_value(_HINTS_KEY, attributes))
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
+    return otel_context.attach(otel_context.set_value(_HINTS_KEY, attributes))
+
+
+def detach_hints(token: object) -> None:
+    otel_context.detach(token)  # type: ignore[arg-type]
 
 
 def current_hints(ctx: otel_context.Context | None = None) -> Mapping[str, Any]:

@@ -1,8 +1,9 @@
 """One door to the store: a DSN becomes a clickhouse-connect client, queries come back as `Results`.
 
 `chdb:///path` (or `chdb://relative/path`) is ClickHouse embedded in this process through chdb;
-`http(s)://user:password@host:8123/database` is a ClickHouse server or cluster. Only one process
-can open a chdb directory at a time.
+`http(s)://user:password@host:8123/database` is a ClickHouse server or cluster. The database
+defaults to `otel` (`chdb:///path?database=name` picks another). Only one process can open a chdb
+directory at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from spancost.collector.schema import DEFAULT_DATABASE, SchemaConfig, apply_schema
 
@@ -44,7 +45,7 @@ def chdb_path(dsn: str) -> Path | None:
     """The directory of an embedded store's DSN, or None for a server DSN."""
     if not dsn.startswith("chdb:"):
         return None
-    rest = re.sub(r"^chdb:(//)?", "", dsn)
+    rest = re.sub(r"^chdb:(//)?", "", dsn).split("?", 1)[0]
     return Path(rest).expanduser().resolve()
 
 
@@ -105,9 +106,9 @@ class Store:
         self, dsn: str | None = None, *, config: SchemaConfig | None = None, create: bool = True
     ) -> None:
         self.dsn = dsn or default_dsn()
-        self.config = config or SchemaConfig(database=_dsn_database(self.dsn) or DEFAULT_DATABASE)
+        self.config = config or SchemaConfig(database=dsn_database(self.dsn) or DEFAULT_DATABASE)
         # Connect without a database: the schema step may have to create it first.
-        self.client = open_client(_without_database(self.dsn))
+        self.client = open_client(without_database(self.dsn))
         if create:
             try:
                 apply_schema(self.client, self.config)
@@ -143,15 +144,16 @@ class Store:
         self.close()
 
 
-def _without_database(dsn: str) -> str:
+def without_database(dsn: str) -> str:
     if dsn.startswith("chdb:"):
-        return dsn
+        return dsn.split("?", 1)[0]
     return urlunsplit(urlsplit(dsn)._replace(path=""))
 
 
-def _dsn_database(dsn: str) -> str | None:
-    """The database a server DSN names in its path (`http://host:8123/otel`), if any."""
+def dsn_database(dsn: str) -> str | None:
+    """The database a DSN names: `http://host:8123/otel`, or `chdb:///path?database=otel`."""
     if dsn.startswith("chdb:"):
-        return None
+        query = dsn.split("?", 1)[1] if "?" in dsn else ""
+        return parse_qs(query).get("database", [None])[0]
     path = urlsplit(dsn).path.strip("/")
     return path or None
