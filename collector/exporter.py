@@ -47,9 +47,9 @@ class ClickHouseSpanExporter(SpanExporter):
     def _ensure_started(self) -> Any:
         if not self._started:
             if self._client is None:
-                from spancost.store import open_client, without_database
+                from spancost.store import open_client
 
-                self._client = open_client(without_database(self.dsn))
+                self._client = open_client(self.dsn)
             if self._create_schema:
                 apply_schema(self._client, self.config)
             self._started = True

@@ -72,8 +72,9 @@ class Results:
         return len(self.rows)
 
 
-def open_client(dsn: str, database: str | None = None) -> Any:
-    """A clickhouse-connect client for `dsn`, without touching the schema."""
+def open_client(dsn: str) -> Any:
+    """A clickhouse-connect client for `dsn`, connected without a database (the schema step may have
+    to create it), without touching the schema."""
     try:
         import clickhouse_connect
     except ImportError as err:
@@ -88,8 +89,8 @@ def open_client(dsn: str, database: str | None = None) -> Any:
                     "an embedded (chdb://) store needs chdb: pip install 'spancost[embedded]'"
                 ) from err
             path.mkdir(parents=True, exist_ok=True)
-            return clickhouse_connect.get_client(dsn=f"chdb://{path}", database=database, settings=_SETTINGS)
-        return clickhouse_connect.get_client(dsn=dsn, database=database, settings=_SETTINGS)
+            return clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=_SETTINGS)
+        return clickhouse_connect.get_client(dsn=without_database(dsn), settings=_SETTINGS)
     except StoreError:
         raise
     except Exception as err:
@@ -107,8 +108,7 @@ class Store:
     ) -> None:
         self.dsn = dsn or default_dsn()
         self.config = config or SchemaConfig(database=dsn_database(self.dsn) or DEFAULT_DATABASE)
-        # Connect without a database: the schema step may have to create it first.
-        self.client = open_client(without_database(self.dsn))
+        self.client = open_client(self.dsn)
         if create:
             try:
                 apply_schema(self.client, self.config)

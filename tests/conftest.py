@@ -165,3 +165,41 @@ def store(chdb_dir: Path, store_config: SchemaConfig) -> Iterator[Any]:
     with Store(f"chdb://{chdb_dir}", config=store_config) as opened:
         yield opened
         opened.command(f"DROP DATABASE IF EXISTS `{store_config.database}`")
+
+
+# --- known traffic in a store -----------------------------------------------------------------------
+
+
+def record_calls(dsn: str, database: str, calls: list[dict[str, Any]]) -> None:
+    """Write model-call spans through a hand-built pipeline: spancost stage → ClickHouse exporter.
+
+    Each call: `at` (datetime), `model`, `input`, `output`, and optional `prompt`, `user`, `workspace`,
+    `provider`, `duration_ms`. The stage prices them as it would any span.
+    """
+    from opentelemetry.sdk.trace import TracerProvider as Provider
+
+    from spancost.collector.exporter import ClickHouseSpanExporter
+    from spancost.instrumentation.processor import SpancostSpanProcessor
+
+    exporter = ClickHouseSpanExporter(dsn, database=database)
+    provider = Provider(resource=Resource.create({"service.name": "report-tests"}))
+    provider.add_span_processor(SpancostSpanProcessor(SimpleSpanProcessor(exporter)))
+    tracer = provider.get_tracer("tests")
+    for call in calls:
+        start = int(call["at"].timestamp() * 1e9)
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": call.get("provider", "openai"),
+            "gen_ai.request.model": call["model"],
+            "gen_ai.usage.input_tokens": call["input"],
+            "gen_ai.usage.output_tokens": call["output"],
+        }
+        tags = {
+            "spancost.prompt.name": call.get("prompt"),
+            "user.id": call.get("user"),
+            "spancost.workspace.id": call.get("workspace"),
+        }
+        attributes.update({k: v for k, v in tags.items() if v is not None})
+        span = tracer.start_span(f"chat {call['model']}", start_time=start, attributes=attributes)
+        span.end(end_time=start + int(call.get("duration_ms", 800) * 1e6))
+    provider.shutdown()

@@ -307,4 +307,4 @@ def demo(store: str | None, days: int, actions: int, seed: int) -> None:
     with boundary(False):
         result = run_demo(dsn, days=days, actions=actions, seed=seed, console=err_console)
     render_report(result, console)
-    console.print(f"\nSee it again with: spancost report --store {dsn} --days {days}")
+    console.print(f"\nSee it again with: spancost report --store {dsn} --days {days}", soft_wrap=True)

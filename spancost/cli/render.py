@@ -39,7 +39,7 @@ def bar(value: float, maximum: float, width: int = BAR_WIDTH) -> Text:
 def render_report(report: Report, console: Console) -> None:
     start = report.time_range.start.date()
     end = report.time_range.end.date()
-    console.print(f"[bold]LLM spend {start} → {end}[/]  ({report.store})")
+    console.print(f"[bold]LLM spend {start} → {end}[/]  ({report.store})", soft_wrap=True)
     console.print(f"Total [bold]{usd(report.total_usd)}[/] over {report.calls:,} calls")
     if report.unpriced_calls:
         console.print(
@@ -158,32 +158,28 @@ def render_model(model: ModelPrice, version: str, console: Console) -> None:
 
 def render_model_list(models: Sequence[ModelPrice], version: str, console: Console) -> None:
     table = Table(
-        title=f"Price table {version} (USD per million tokens, current price)", title_justify="left"
+        title=f"Price table {version}: USD per million tokens, current prices", title_justify="left"
     )
-    for name in (
-        "model",
-        "kind",
-        "input",
-        "output",
-        "cache read",
-        "cache write",
-        "long ctx",
-        "tiers",
-        "checked",
-    ):
-        table.add_column(name, justify="left" if name in ("model", "kind", "tiers") else "right")
+    table.add_column(
+        "model", overflow="fold", min_width=min(max((len(m.key) for m in models), default=5), 24)
+    )
+    for name in ("in", "out", "cached", "write", "long"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("tiers", no_wrap=True)
     for model in models:
         prices = model.price_at(None)
         rates = prices.rates
         table.add_row(
             model.key,
-            model.kind,
             str(rates.input),
             str(rates.output),
             str(rates.cache_read) if rates.cache_read is not None else "–",
             str(rates.cache_write) if rates.cache_write is not None else "–",
             f">{prices.long_context.above_input_tokens // 1000}k" if prices.long_context else "",
-            ",".join(prices.service_tiers),
-            model.checked.isoformat(),
+            " ".join(tier[0].upper() for tier in prices.service_tiers),
         )
     console.print(table)
+    console.print(
+        "cached: cache read; write: 5-minute cache write; long: long-context threshold; "
+        "tiers: B batch, F flex, P priority. `spancost pricing show MODEL` has the rest."
+    )

@@ -82,9 +82,10 @@ def _text(rng: random.Random, tokens: int) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(max(1, int(tokens * 0.7))))
 
 
-def _system_prompt(name: str, tokens: int, workspace: str) -> str:
-    rng = random.Random(f"{name}/{tokens}/{workspace}")
-    return f"You are the {name} assistant for {workspace}. " + _text(rng, tokens)
+def _system_prompt(name: str, tokens: int) -> str:
+    """The same text for the same name and size: one prompt version per edit."""
+    rng = random.Random(f"{name}/{tokens}")
+    return f"You are the {name} assistant. " + _text(rng, tokens)
 
 
 def plan(days: int, actions: int, seed: int, now: dt.datetime) -> list[Action]:
@@ -165,14 +166,14 @@ class Workload:
                 model=model,
                 max_tokens=300,
                 messages=[
-                    {"role": "system", "content": _system_prompt("summarize", 450, "all")},
+                    {"role": "system", "content": _system_prompt("summarize", 450)},
                     {"role": "user", "content": f"Summarize this ticket:\n{ticket}"},
                 ],
             )
 
     def reply(self, action: Action) -> None:
         edited = action.at >= self.prompt_edit_at
-        system = _system_prompt("reply", 3200 if edited else 2000, action.workspace)
+        system = _system_prompt("reply", 3200 if edited else 2000)
         thread = _text(self.rng, int(self.rng.lognormvariate(math.log(900), 0.6)))
         with spancost.tags(prompt="draft-reply", feature="reply"):
             self.anthropic.messages.create(
@@ -190,7 +191,7 @@ class Workload:
                 model=model,
                 max_tokens=5,
                 messages=[
-                    {"role": "system", "content": _system_prompt("triage", 150, "all")},
+                    {"role": "system", "content": _system_prompt("triage", 150)},
                     {"role": "user", "content": f"Answer in one word: the intent of {ticket}"},
                 ],
             )
@@ -212,7 +213,7 @@ class Workload:
                 self.openai.chat.completions.create(
                     model="gpt-5-mini",
                     messages=[
-                        {"role": "developer", "content": _system_prompt("planner", 400, "all")},
+                        {"role": "developer", "content": _system_prompt("planner", 400)},
                         {"role": "user", "content": f"Plan research steps for: {question}"},
                     ],
                 )
@@ -222,7 +223,7 @@ class Workload:
                     message = self.anthropic.messages.create(
                         model="claude-haiku-4-5",
                         max_tokens=500,
-                        system=_system_prompt("researcher", 300, "all"),
+                        system=_system_prompt("researcher", 300),
                         messages=[
                             {"role": "user", "content": f"Find facts about: {question} {' '.join(notes)}"}
                         ],
@@ -232,6 +233,6 @@ class Workload:
                 self.anthropic.messages.create(
                     model="claude-sonnet-4-5",
                     max_tokens=1200,
-                    system=_system_prompt("writer", 500, "all"),
+                    system=_system_prompt("writer", 500),
                     messages=[{"role": "user", "content": "Write up these findings:\n" + "\n".join(notes)}],
                 )
