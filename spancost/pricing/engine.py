@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from spancost.pricing.table import STANDARD_TIER, ModelPrice, PriceSet, PriceTable, Rates, default_table
+from spancost.pricing.table import STANDARD_TIER, ModelPrice, PriceSet, PriceTable, Rates, pricing_table
 from spancost.pricing.usage import Usage
 
 NANO_USD = Decimal("1e-9")
@@ -106,7 +106,7 @@ def calc_cost(
     table: PriceTable | None = None,
 ) -> Cost | None:
     """The cost of a call to `model`, or None when the model is not in the price table (unpriced)."""
-    table = table or default_table()
+    table = table or pricing_table()
     entry = table.find(model, provider)
     if entry is None:
         return None

@@ -8,6 +8,7 @@ reported at once, each naming the file, the model and the field.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -19,9 +20,12 @@ from typing import Any
 
 import yaml
 
+from spancost._log import log_once
 from spancost.pricing.match import Clause, ClauseError, default_clause, normalise_model_id, parse_clause
 
 PRICES_ENV = "SPANCOST_PRICES"
+
+logger = logging.getLogger("spancost.pricing")
 
 UNITS = (
     "input_mtok",
@@ -482,11 +486,15 @@ def build_table(overrides: Iterable[Path] = ()) -> PriceTable:
 
 
 _default: PriceTable | None = None
+_bundled_only: PriceTable | None = None
 _default_lock = threading.Lock()
 
 
 def default_table() -> PriceTable:
-    """The table in use: bundled data plus `SPANCOST_PRICES`, loaded on first use."""
+    """The table in use: bundled data plus `SPANCOST_PRICES`, loaded on first use.
+
+    Raises `PriceTableError` when the `SPANCOST_PRICES` file is bad (the CLI reports it).
+    """
     global _default
     if _default is None:
         with _default_lock:
@@ -496,8 +504,36 @@ def default_table() -> PriceTable:
     return _default
 
 
+def pricing_table() -> PriceTable:
+    """`default_table()` for pricing spans in an application, which must not fail over a bad file.
+
+    A bad `SPANCOST_PRICES` file is refused: the error (every problem in it) is logged once, and
+    the bundled table prices calls until the file is fixed.
+    """
+    global _bundled_only
+    if _default is None and _bundled_only is not None:
+        return _bundled_only  # the override was refused once already; not re-read on every span
+    try:
+        return default_table()
+    except PriceTableError as err:
+        log_once(
+            logger,
+            "pricing.bad-override",
+            "spancost: %s=%s refused, pricing with the bundled table: %s",
+            PRICES_ENV,
+            os.environ.get(PRICES_ENV),
+            err,
+            level=logging.ERROR,
+        )
+        with _default_lock:
+            if _bundled_only is None:
+                _bundled_only = build_table([])
+        return _bundled_only
+
+
 def set_default_table(table: PriceTable | None) -> None:
     """Use `table` from now on (None: reload from the bundled data and environment on next use)."""
-    global _default
+    global _default, _bundled_only
     with _default_lock:
         _default = table
+        _bundled_only = None

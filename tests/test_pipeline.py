@@ -1,0 +1,132 @@
+"""How spancost joins an application's OpenTelemetry setup: the stage in front of existing and later
+processors, a provider of its own from the OTEL_* variables, and no network I/O at start-up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from spancost.instrumentation.processor import SpancostSpanProcessor, install, installed_processor, uninstall
+
+CHAT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.usage.input_tokens": 1000,
+    "gen_ai.usage.output_tokens": 0,
+}
+
+
+def test_stage_goes_in_front_of_existing_and_later_processors() -> None:
+    provider = TracerProvider()
+    before, after = InMemorySpanExporter(), InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(before))
+    tracer = provider.get_tracer("t")  # handed out before the stage exists: must still be priced
+
+    stage = install(provider)
+    assert install(provider) is stage, "installing twice keeps one stage"
+    provider.add_span_processor(SimpleSpanProcessor(after))
+    tracer.start_span("chat gpt-4o-mini", attributes=CHAT).end()
+
+    for exporter in (before, after):
+        (span,) = exporter.get_finished_spans()
+        assert span.attributes["gen_ai.usage.cost.amount"] == 0.00015
+
+    uninstall(provider)
+    assert installed_processor(provider) is None
+    tracer.start_span("chat gpt-4o-mini", attributes=CHAT).end()
+    assert "gen_ai.usage.cost.amount" not in before.get_finished_spans()[-1].attributes
+    assert len(after.get_finished_spans()) == 2, "processors added while installed stay after uninstall"
+
+
+def test_stage_can_be_built_by_hand() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SpancostSpanProcessor(SimpleSpanProcessor(exporter)))
+    provider.get_tracer("t").start_span("chat", attributes=CHAT).end()
+    assert exporter.get_finished_spans()[0].attributes["spancost.cost.status"] == "priced"
+
+
+class _Collector(BaseHTTPRequestHandler):
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def otlp_endpoint() -> Iterator[tuple[str, list[bytes]]]:
+    _Collector.bodies = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", _Collector.bodies
+    server.shutdown()
+
+
+APP = textwrap.dedent("""
+    import socket
+    connects = []
+    real_connect = socket.socket.connect
+    def spy(self, address):
+        connects.append(address)
+        return real_connect(self, address)
+    socket.socket.connect = spy
+
+    import spancost
+    spancost.instrument()
+    assert connects == [], f"network I/O at start-up: {connects}"
+
+    import httpx2, openai
+    def handler(request):
+        return httpx2.Response(200, json={
+            "id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 0, "total_tokens": 1000}})
+    client = openai.OpenAI(api_key="k", http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    with spancost.tags(prompt="otlp-check"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    from opentelemetry import trace
+    trace.get_tracer_provider().force_flush()
+    print("connects after the call:", len(connects))
+""")
+
+
+def test_instrument_creates_a_provider_from_otel_variables_and_exports_otlp(otlp_endpoint) -> None:
+    endpoint, bodies = otlp_endpoint
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_SERVICE_NAME": "otlp-app",
+        "OTEL_RESOURCE_ATTRIBUTES": "service.version=3.1.0,deployment.environment=test",
+    }
+    done = subprocess.run([sys.executable, "-c", APP], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "connects after the call: 1" in done.stdout  # the exporter's connection, made only on flush
+
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(b"".join(bodies))
+    (resource_spans,) = request.resource_spans
+    resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert (resource["service.name"], resource["service.version"]) == ("otlp-app", "3.1.0")
+    (span,) = [s for scope in resource_spans.scope_spans for s in scope.spans]
+    attributes = {a.key: a.value for a in span.attributes}
+    assert attributes["gen_ai.usage.cost.amount"].double_value == 0.00015
+    assert attributes["spancost.prompt.name"].string_value == "otlp-check"
