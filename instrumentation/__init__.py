@@ -31,7 +31,7 @@ PROVIDERS = ("openai", "anthropic")
 __all__ = ["PROVIDERS", "SpancostSpanProcessor", "current_tags", "instrument", "tags", "uninstrument"]
 
 _instrumented: dict[str, Any] = {}
-_provider: Any = None
+_providers: list[Any] = []
 
 
 def _instrumentor(name: str) -> Any:
@@ -68,7 +68,6 @@ def instrument(
     Returns the tracer provider in use (None if it is not the SDK's, which cannot be priced in process).
     Opens no network connection.
     """
-    global _provider
     if prices is not None:
         from spancost.pricing.table import build_table, set_default_table
 
@@ -80,7 +79,12 @@ def instrument(
         trace.set_tracer_provider(provider)
         provider = trace.get_tracer_provider()
         created = True
-    install(provider)
+    for target in (provider, trace.get_tracer_provider()):
+        # The global provider too: the anthropic SDK sends its own spans there, whatever `provider` is.
+        if isinstance(target, trace.ProxyTracerProvider) or target in _providers:
+            continue
+        if install(target) is not None:
+            _providers.append(target)
     if store is not None:
         from spancost.collector.exporter import ClickHouseSpanExporter
 
@@ -101,16 +105,13 @@ def instrument(
         instrumentor.instrument(tracer_provider=provider)
         if instrumentor.is_instrumented_by_opentelemetry:
             _instrumented[name] = instrumentor
-    _provider = provider
     return provider if isinstance(provider, TracerProvider) else None
 
 
 def uninstrument() -> None:
     """Undo `instrument()`: the SDKs are restored and the stage leaves the tracer provider."""
-    global _provider
     for name in list(_instrumented):
         _instrumented.pop(name).uninstrument()
-    if _provider is not None:
-        uninstall(_provider)
-        _provider = None
+    while _providers:
+        uninstall(_providers.pop())
     reset_pipeline_state()

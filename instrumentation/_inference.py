@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import lru_cache
+from types import MappingProxyType
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -35,20 +37,31 @@ def prompt_version(texts: Iterable[str]) -> str | None:
     parts = [t for t in texts if t]
     if not parts:
         return None
-    digest = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-    return digest[:_PROMPT_HASH_CHARS]
+    return _hash_prompt(parts[0] if len(parts) == 1 else "\n".join(parts))
 
 
-def server_attributes(base_url: Any) -> dict[str, Any]:
+@lru_cache(maxsize=512)
+def _hash_prompt(text: str) -> str:
+    # Cached: an application sends the same few system prompts over and over, and a str caches its
+    # own hash, so a repeat costs a dict lookup instead of hashing a long prompt again.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_PROMPT_HASH_CHARS]
+
+
+def server_attributes(base_url: Any) -> Mapping[str, Any]:
     """`server.address` and `server.port` of the endpoint a client talks to."""
+    return _server_attributes(str(base_url))
+
+
+@lru_cache(maxsize=256)
+def _server_attributes(base_url: str) -> Mapping[str, Any]:
     try:
-        parts = urlsplit(str(base_url))
+        parts = urlsplit(base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        return {}
+        return MappingProxyType({})
     if not parts.hostname:
-        return {}
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return {attr.SERVER_ADDRESS: parts.hostname, attr.SERVER_PORT: port}
+        return MappingProxyType({})
+    return MappingProxyType({attr.SERVER_ADDRESS: parts.hostname, attr.SERVER_PORT: port})
 
 
 def start_inference_span(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry import trace
@@ -49,6 +50,7 @@ _HOST_PROVIDERS = (
 )
 
 
+@lru_cache(maxsize=256)
 def provider_for_host(host: str | None) -> str:
     """The provider behind an OpenAI-compatible endpoint; `openai` when the host is not a known one."""
     host = (host or "").lower()

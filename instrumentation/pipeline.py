@@ -29,13 +29,13 @@ def ensure_pipeline(tracer_provider: Any = None) -> SpancostSpanProcessor | None
     if isinstance(provider, trace.ProxyTracerProvider):
         return None
     stage = install(provider)
-    if tracer_provider is None and stage is not None:
+    if stage is not None:
         _ready = True
     return stage
 
 
 def pipeline_ready() -> None:
-    """Called by the patches on every call: a no-op once the global provider has the stage."""
+    """Called by the patches on every call: a no-op once a provider has the stage."""
     if not _ready:
         ensure_pipeline()
 

@@ -21,6 +21,12 @@ from spancost.pricing.usage import Usage
 
 logger = logging.getLogger("spancost.pricing")
 
+# Enum values read once: this module runs for every finished span.
+_PRICED = attr.CostStatus.PRICED.value
+_PROVIDER = attr.CostStatus.PROVIDER.value
+_UNPRICED = attr.CostStatus.UNPRICED.value
+_LOCAL = attr.CostSource.LOCAL.value
+
 
 def _tokens(value: Any) -> int | None:
     if isinstance(value, bool):
@@ -93,7 +99,7 @@ def cost_attributes(
         return {}
     if attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT) is not None:
         if attributes.get(attr.COST_STATUS) is None:
-            return {attr.COST_STATUS: attr.CostStatus.PROVIDER.value}
+            return {attr.COST_STATUS: _PROVIDER}
         return {}
     usage = span_usage(attributes)
     model = span_model(attributes)
@@ -111,12 +117,12 @@ def cost_attributes(
             model,
             provider,
         )
-        return {attr.COST_STATUS: attr.CostStatus.UNPRICED.value}
+        return {attr.COST_STATUS: _UNPRICED}
     return {
         attr.GEN_AI_USAGE_COST_AMOUNT: float(cost.total),
         attr.GEN_AI_USAGE_COST_CURRENCY: "USD",
-        attr.GEN_AI_USAGE_COST_SOURCE: attr.CostSource.LOCAL.value,
-        attr.COST_STATUS: attr.CostStatus.PRICED.value,
+        attr.GEN_AI_USAGE_COST_SOURCE: _LOCAL,
+        attr.COST_STATUS: _PRICED,
         attr.COST_INPUT: float(cost.input),
         attr.COST_OUTPUT: float(cost.output),
         attr.COST_CACHE_READ: float(cost.cache_read),

@@ -191,8 +191,8 @@ class PriceTable:
 # --- loading ---------------------------------------------------------------------------------------
 
 
-class _DecimalLoader(yaml.SafeLoader):
-    """Reads YAML floats as Decimal, so that 0.075 is exactly 0.075."""
+class _DecimalLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Reads YAML floats as Decimal, so that 0.075 is exactly 0.075 (libyaml's parser when present)."""
 
 
 def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
