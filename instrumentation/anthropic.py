@@ -15,11 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
-from spancost import __version__
 from spancost import attributes as attr
 from spancost.instrumentation._inference import (
     call_in_span,
@@ -29,7 +25,8 @@ from spancost.instrumentation._inference import (
     server_attributes,
     usage_attributes,
 )
-from spancost.instrumentation.pipeline import ensure_pipeline, pipeline_ready
+from spancost.instrumentation._patching import Patch, PatchingInstrumentor
+from spancost.instrumentation.pipeline import pipeline_ready
 from spancost.instrumentation.tags import attach_hints, detach_hints
 from spancost.pricing.usage import anthropic_usage
 
@@ -129,20 +126,12 @@ def messages_create(tracer: trace.Tracer) -> Callable[..., Any]:
     return wrapper
 
 
-class AnthropicInstrumentor(BaseInstrumentor):
+class AnthropicInstrumentor(PatchingInstrumentor):
     """Prices the anthropic SDK's spans, or makes them where the SDK does not
     (registered as `spancost_anthropic` for `opentelemetry-instrument`)."""
 
+    scope = __name__
+    patches = (Patch(_MESSAGES_MODULE, "Messages", "create", messages_create),)
+
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("anthropic >= 0.30",)
-
-    def _instrument(self, **kwargs: Any) -> None:
-        tracer_provider = kwargs.get("tracer_provider")
-        ensure_pipeline(tracer_provider)
-        tracer = trace.get_tracer(__name__, __version__, tracer_provider=tracer_provider)
-        wrap_function_wrapper(_MESSAGES_MODULE, "Messages.create", messages_create(tracer))
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        import anthropic.resources.messages.messages as messages
-
-        unwrap(messages.Messages, "create")

@@ -14,11 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
-from spancost import __version__
 from spancost import attributes as attr
 from spancost.instrumentation._inference import (
     call_in_span,
@@ -28,7 +24,8 @@ from spancost.instrumentation._inference import (
     server_attributes,
     usage_attributes,
 )
-from spancost.instrumentation.pipeline import ensure_pipeline, pipeline_ready
+from spancost.instrumentation._patching import Patch, PatchingInstrumentor
+from spancost.instrumentation.pipeline import pipeline_ready
 from spancost.pricing.usage import openai_usage
 
 logger = logging.getLogger("spancost.instrumentation.openai")
@@ -135,19 +132,11 @@ def chat_create(tracer: trace.Tracer) -> Callable[..., Any]:
     return wrapper
 
 
-class OpenAIInstrumentor(BaseInstrumentor):
+class OpenAIInstrumentor(PatchingInstrumentor):
     """Patches the openai SDK (registered as `spancost_openai` for `opentelemetry-instrument`)."""
+
+    scope = __name__
+    patches = (Patch(_CHAT_MODULE, "Completions", "create", chat_create),)
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("openai >= 1.0",)
-
-    def _instrument(self, **kwargs: Any) -> None:
-        tracer_provider = kwargs.get("tracer_provider")
-        ensure_pipeline(tracer_provider)
-        tracer = trace.get_tracer(__name__, __version__, tracer_provider=tracer_provider)
-        wrap_function_wrapper(_CHAT_MODULE, "Completions.create", chat_create(tracer))
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        import openai.resources.chat.completions.completions as chat
-
-        unwrap(chat.Completions, "create")

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from spancost.pricing.table import UNITS as _UNITS
 from spancost.pricing.table import ModelPrice, PriceSet
 from spancost.report import Report
 
@@ -127,16 +128,6 @@ def _rates_rows(table: Table, label: str, prices: PriceSet) -> None:
             f"{label}, input > {lc.above_input_tokens:,}",
             *(f"{lc_rates[u]}" if u in lc_rates else "–" for u in _UNITS),
         )
-
-
-_UNITS = (
-    "input_mtok",
-    "output_mtok",
-    "cache_read_mtok",
-    "cache_write_mtok",
-    "cache_write_1h_mtok",
-    "reasoning_mtok",
-)
 
 
 def render_model(model: ModelPrice, version: str, console: Console) -> None:
