@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,11 +40,9 @@ def _instrumentor(name: str) -> Any:
         from spancost.instrumentation.openai import OpenAIInstrumentor
 
         return OpenAIInstrumentor()
-    if name == "anthropic":
-        from spancost.instrumentation.anthropic import AnthropicInstrumentor
+    from spancost.instrumentation.anthropic import AnthropicInstrumentor
 
-        return AnthropicInstrumentor()
-    raise ValueError(f"unknown provider {name!r}; spancost instruments {', '.join(PROVIDERS)}")
+    return AnthropicInstrumentor()
 
 
 def instrument(
@@ -63,7 +62,7 @@ def instrument(
     - `store`: a ClickHouse DSN (`chdb:///path` or `http://host:8123`) to write spans to directly,
       without a collector (needs the `collector` extra).
     - `prices`: a price file that overrides or extends the bundled table; a bad file raises here.
-    - `providers`: which SDKs to patch (those not installed are skipped).
+    - `providers`: which SDKs to instrument (those not installed are skipped quietly).
 
     Returns the tracer provider in use (None if it is not the SDK's, which cannot be priced in process).
     Opens no network connection.
@@ -100,7 +99,16 @@ def instrument(
                 "spancost: no exporter configured (set OTEL_EXPORTER_OTLP_ENDPOINT, or pass store= "
                 "or exporter= to spancost.instrument()); spans are priced but not sent anywhere"
             )
+    providers = tuple(providers)
+    unknown = sorted(set(providers) - set(PROVIDERS))
+    if unknown:
+        raise ValueError(
+            f"unknown provider(s) {', '.join(unknown)}; spancost instruments {', '.join(PROVIDERS)}"
+        )
     for name in providers:
+        if importlib.util.find_spec(name) is None:
+            logger.debug("spancost: %s is not installed; not instrumented", name)
+            continue
         instrumentor = _instrumentor(name)
         instrumentor.instrument(tracer_provider=provider)
         if instrumentor.is_instrumented_by_opentelemetry:

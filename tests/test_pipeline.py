@@ -132,3 +132,12 @@ def test_instrument_creates_a_provider_from_otel_variables_and_exports_otlp(otlp
     attributes = {a.key: a.value for a in span.attributes}
     assert attributes["gen_ai.usage.cost.amount"].double_value == 0.00015
     assert attributes["spancost.prompt.name"].string_value == "otlp-check"
+
+
+def test_unknown_provider_name_is_refused() -> None:
+    import spancost
+
+    with pytest.raises(
+        ValueError, match="unknown provider\\(s\\) cohere; spancost instruments openai, anthropic"
+    ):
+        spancost.instrument(providers=["openai", "cohere"])
