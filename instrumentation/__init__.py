@@ -67,6 +67,12 @@ def instrument(
     Returns the tracer provider in use (None if it is not the SDK's, which cannot be priced in process).
     Opens no network connection.
     """
+    providers = tuple(providers)
+    unknown = sorted(set(providers) - set(PROVIDERS))
+    if unknown:
+        raise ValueError(
+            f"unknown provider(s) {', '.join(unknown)}; spancost instruments {', '.join(PROVIDERS)}"
+        )
     if prices is not None:
         from spancost.pricing.table import build_table, set_default_table
 

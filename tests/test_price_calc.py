@@ -272,3 +272,17 @@ def test_parts_always_add_up_to_the_total() -> None:
         assert cost is not None
         assert cost.total == cost.input + cost.output + cost.cache_read + cost.cache_write
         assert cost.total.as_tuple().exponent == -9
+
+
+def test_gemini_thinking_tokens_are_output_and_dated_ids_match() -> None:
+    """gemini-2.5-flash: 0.30 in, 2.50 out, thinking included: 4000 × 0.3 + 900 × 2.5 = $0.0012 + $0.00225.
+
+    gemini-2.0-flash-001 (a versioned id) is gemini-2.0-flash at 0.10 in: 1M × 0.1 = $0.10.
+    """
+    usage = Usage(input_tokens=4000, output_tokens=900, reasoning_tokens=600)
+    cost = calc_cost(usage, "gemini-2.5-flash", provider="gcp.gemini")
+    assert cost is not None
+    assert (cost.key, cost.total) == ("google/gemini-2.5-flash", Decimal("0.003450000"))
+    dated = calc_cost(Usage(input_tokens=1_000_000, output_tokens=0), "gemini-2.0-flash-001")
+    assert dated is not None
+    assert (dated.key, dated.total) == ("google/gemini-2.0-flash", Decimal("0.100000000"))
