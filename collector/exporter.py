@@ -29,14 +29,17 @@ TRACES_TABLE = "otel_traces"
 class ClickHouseSpanExporter(SpanExporter):
     """Writes spans to the `otel_traces` table of a ClickHouse store (`chdb:///path` or `http(s)://...`).
 
-    Put it behind a `BatchSpanProcessor`, or pass `store=` to `spancost.instrument()`.
+    The database is `database`, else the one the DSN names, else `otel`. Put it behind a
+    `BatchSpanProcessor`, or pass `store=` to `spancost.instrument()`.
     """
 
     def __init__(
-        self, dsn: str, *, database: str = DEFAULT_DATABASE, create_schema: bool = True, client: Any = None
+        self, dsn: str, *, database: str | None = None, create_schema: bool = True, client: Any = None
     ) -> None:
+        from spancost.store import dsn_database
+
         self.dsn = dsn
-        self.config = SchemaConfig(database=database)
+        self.config = SchemaConfig(database=database or dsn_database(dsn) or DEFAULT_DATABASE)
         self._create_schema = create_schema
         self._client = client
         self._started = False

@@ -235,6 +235,13 @@ def test_a_bad_span_does_not_drop_its_batch(
     assert f"{0x99:016x}" in messages
 
 
+def test_the_dsn_can_name_the_database(store, chdb_dir: Path, store_config: SchemaConfig) -> None:
+    exporter = ClickHouseSpanExporter(f"chdb://{chdb_dir}?database={store_config.database}")
+    assert exporter.config.database == store_config.database
+    assert exporter.export([make_span()]) is SpanExportResult.SUCCESS
+    assert store.query("SELECT count() FROM otel_traces").single_value() == 1
+
+
 def test_a_down_store_fails_the_export_without_raising() -> None:
     exporter = ClickHouseSpanExporter("http://127.0.0.1:9/")
     assert exporter.export([make_span()]) is SpanExportResult.FAILURE
