@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -128,43 +130,138 @@ def number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+class InferenceCall:
+    """The span of one model call from request to end, ended exactly once whichever path ends it.
+
+    A call ends when the SDK returns (non-streaming), when its stream is exhausted, closed, left or
+    garbage-collected, or when it fails. `end` never raises: it runs in `finally` blocks and
+    finalisers, so it catches `BaseException` too and logs once.
+    """
+
+    __slots__ = ("_ended", "_lock", "_started_ns", "first_chunk_ns", "span")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self._lock = threading.Lock()
+        self._ended = False
+        self._started_ns = time.monotonic_ns()
+        self.first_chunk_ns: int | None = None
+
+    @classmethod
+    def start(
+        cls, tracer: Tracer, operation: str, request: tuple[str, str | None, Mapping[str, Any]] | None
+    ) -> InferenceCall | None:
+        """Start the call's span from `request` = (provider, model, start attributes); None if that fails."""
+        if request is None:
+            return None
+        span = guarded("starting a span", start_inference_span, tracer, operation, *request)
+        return cls(span) if span is not None else None
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def chunk(self) -> None:
+        """Note a streamed chunk; the first one sets the time to first chunk."""
+        if self.first_chunk_ns is None:
+            self.first_chunk_ns = time.monotonic_ns()
+
+    def end(self, attributes: Mapping[str, Any] | None = None, error: BaseException | None = None) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        try:
+            if attributes:
+                self.span.set_attributes(attributes)
+            if self.first_chunk_ns is not None:
+                seconds = (self.first_chunk_ns - self._started_ns) / 1e9
+                self.span.set_attribute(attr.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, seconds)
+            if error is not None:
+                record_error(self.span, error)
+        except BaseException:
+            log_once(logger, "call.end", "spancost: could not record the end of a call", exc_info=True)
+        finally:
+            try:
+                self.span.end()
+            except BaseException:
+                log_once(logger, "call.span.end", "spancost: could not end a span", exc_info=True)
+
+
+ResultHandler = Callable[[InferenceCall, Any], Any]
+"""Given the call and what the SDK returned, end the call (or hand it to a stream proxy that will)
+and return what the caller gets: the SDK's own object, or a proxy that behaves exactly like it."""
+
+
+def finish_with(response_attributes: Callable[[Any], Mapping[str, Any]]) -> ResultHandler:
+    """A handler for non-streaming results: record `response_attributes(result)` and end the call."""
+
+    def handle(call: InferenceCall, result: Any) -> Any:
+        call.end(guarded("reading a response", response_attributes, result))
+        return result
+
+    return handle
+
+
 def call_in_span(
     tracer: Tracer,
     operation: str,
     request: tuple[str, str | None, Mapping[str, Any]] | None,
-    response_attributes: Callable[[Any], Mapping[str, Any]],
+    on_result: ResultHandler,
     wrapped: Callable[..., T],
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
 ) -> T:
-    """Call `wrapped` inside a new inference span; the span records the response or the error.
+    """Call `wrapped` inside a new inference span; `on_result` records the result or wraps its stream.
 
     `request` is (provider, model, start attributes), or None when extracting it failed: then the
     call runs without a span. Whatever spancost's own code does, the caller gets exactly what the
     SDK returned or raised.
     """
-    span = guarded("starting a span", start_inference_span, tracer, operation, *request) if request else None
-    if span is None:
+    call = InferenceCall.start(tracer, operation, request)
+    if call is None:
         return wrapped(*args, **kwargs)
     try:
-        with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+        with trace.use_span(
+            call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        ):
             result = wrapped(*args, **kwargs)
     except BaseException as error:
-        guarded("recording an error", _end_failed, span, error)
+        call.end(error=error)
         raise
-    guarded("recording a response", _end_ok, span, response_attributes, result)
-    return result
+    return _handled(call, on_result, result)
 
 
-def _end_ok(span: Span, response_attributes: Callable[[Any], Mapping[str, Any]], result: Any) -> None:
+async def acall_in_span(
+    tracer: Tracer,
+    operation: str,
+    request: tuple[str, str | None, Mapping[str, Any]] | None,
+    on_result: ResultHandler,
+    wrapped: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> T:
+    """`call_in_span` for coroutine methods (the async clients)."""
+    call = InferenceCall.start(tracer, operation, request)
+    if call is None:
+        return await wrapped(*args, **kwargs)
     try:
-        span.set_attributes(response_attributes(result))
-    finally:
-        span.end()
+        with trace.use_span(
+            call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        ):
+            result = await wrapped(*args, **kwargs)
+    except BaseException as error:
+        call.end(error=error)
+        raise
+    return _handled(call, on_result, result)
 
 
-def _end_failed(span: Span, error: BaseException) -> None:
+def _handled(call: InferenceCall, on_result: ResultHandler, result: Any) -> Any:
     try:
-        record_error(span, error)
-    finally:
-        span.end()
+        return on_result(call, result)
+    except Exception:
+        log_once(
+            logger, "call.result", "spancost: could not record a result; the call goes on", exc_info=True
+        )
+        call.end()
+        return result

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from spancost import attributes as attr
 from spancost.instrumentation._inference import (
     call_in_span,
+    finish_with,
     guarded,
     number,
     prompt_version,
@@ -121,7 +122,7 @@ def messages_create(tracer: trace.Tracer) -> Callable[..., Any]:
         if kwargs.get("stream"):
             return wrapped(*args, **kwargs)
         request = guarded("reading an anthropic request", request_attributes, client, kwargs)
-        return call_in_span(tracer, "chat", request, response_attributes, wrapped, args, kwargs)
+        return call_in_span(tracer, "chat", request, finish_with(response_attributes), wrapped, args, kwargs)
 
     return wrapper
 

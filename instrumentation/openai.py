@@ -18,6 +18,7 @@ from opentelemetry import trace
 from spancost import attributes as attr
 from spancost.instrumentation._inference import (
     call_in_span,
+    finish_with,
     guarded,
     number,
     prompt_version,
@@ -127,7 +128,9 @@ def chat_create(tracer: trace.Tracer) -> Callable[..., Any]:
         request = guarded(
             "reading an openai request", chat_request_attributes, getattr(instance, "_client", None), kwargs
         )
-        return call_in_span(tracer, "chat", request, chat_response_attributes, wrapped, args, kwargs)
+        return call_in_span(
+            tracer, "chat", request, finish_with(chat_response_attributes), wrapped, args, kwargs
+        )
 
     return wrapper
 
