@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -29,17 +30,26 @@ T = TypeVar("T")
 
 _PROMPT_HASH_CHARS = 12
 
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_CAPTURE_ON = {"true", "1", "yes", "span_only", "span_and_event"}
 
-def prompt_version(texts: Iterable[str]) -> str | None:
-    """A short, stable hash of the system prompt: the default `spancost.prompt.version`.
 
-    A prompt edit changes it, so the edit shows as a step in cost per call; the text itself is
-    never recorded.
+def capture_content() -> bool:
+    """Whether the user opted in to recording prompt and completion text on spans.
+
+    The standard switch, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: `true` (older
+    instrumentations) or `SPAN_ONLY` / `SPAN_AND_EVENT` (the newer utilities). Off by default.
     """
+    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CAPTURE_ON
+
+
+def system_prompt_attributes(texts: Iterable[str]) -> dict[str, Any]:
+    """The default prompt version (a short hash) and a size estimate of the system prompt, never its text."""
     parts = [t for t in texts if t]
     if not parts:
-        return None
-    return _hash_prompt(parts[0] if len(parts) == 1 else "\n".join(parts))
+        return {}
+    text = parts[0] if len(parts) == 1 else "\n".join(parts)
+    return {attr.PROMPT_VERSION: _hash_prompt(text), attr.PROMPT_SYSTEM_TOKENS: (len(text) + 3) // 4}
 
 
 @lru_cache(maxsize=512)
@@ -242,7 +252,7 @@ async def acall_in_span(
     kwargs: Mapping[str, Any],
 ) -> T:
     """`call_in_span` for coroutine methods (the async clients)."""
-    call = InferenceCall.start(tracer, operation, request)
+    call = InferenceCall.start(tracer, operation, request) if not inside_inference_span() else None
     if call is None:
         return await wrapped(*args, **kwargs)
     try:
@@ -254,6 +264,17 @@ async def acall_in_span(
         call.end(error=error)
         raise
     return _handled(call, on_result, result)
+
+
+def inside_inference_span() -> bool:
+    """Whether the current span is already a model call's: another instrumentation (OpenLLMetry, the
+    OTel GenAI instrumentors) wrapped this SDK method outside spancost's wrapper. Its span then counts,
+    priced by the span processor, and spancost adds no second one."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return False
+    attributes = getattr(span, "attributes", None) or {}
+    return attributes.get(attr.GEN_AI_OPERATION_NAME) in attr.INFERENCE_OPERATIONS
 
 
 def _handled(call: InferenceCall, on_result: ResultHandler, result: Any) -> Any:

@@ -22,8 +22,8 @@ from spancost.instrumentation._inference import (
     finish_with,
     guarded,
     number,
-    prompt_version,
     server_attributes,
+    system_prompt_attributes,
     usage_attributes,
 )
 from spancost.instrumentation._patching import Patch, PatchingInstrumentor
@@ -65,8 +65,7 @@ def _system_texts(system: Any) -> Iterable[str]:
 
 def request_hints(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """What spancost adds to any span of this call, the SDK's own included."""
-    version = prompt_version(_system_texts(kwargs.get("system")))
-    return {attr.PROMPT_VERSION: version} if version else {}
+    return system_prompt_attributes(_system_texts(kwargs.get("system")))
 
 
 def request_attributes(client: Any, kwargs: Mapping[str, Any]) -> tuple[str, str | None, dict[str, Any]]:

@@ -21,8 +21,8 @@ from spancost.instrumentation._inference import (
     finish_with,
     guarded,
     number,
-    prompt_version,
     server_attributes,
+    system_prompt_attributes,
     usage_attributes,
 )
 from spancost.instrumentation._patching import Patch, PatchingInstrumentor
@@ -88,7 +88,7 @@ def chat_request_attributes(client: Any, kwargs: Mapping[str, Any]) -> tuple[str
         attr.OPENAI_REQUEST_SERVICE_TIER: kwargs.get("service_tier")
         if isinstance(kwargs.get("service_tier"), str)
         else None,
-        attr.PROMPT_VERSION: prompt_version(_system_texts(kwargs.get("messages"))),
+        **system_prompt_attributes(_system_texts(kwargs.get("messages"))),
     }
     return provider, model, values
 

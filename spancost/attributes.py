@@ -41,6 +41,13 @@ GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 """Name of the tool an `execute_tool` span runs."""
 
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+"""Opt-in content: the chat history sent to the model, as JSON (semantic-convention message parts)."""
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+"""Opt-in content: the messages the model returned, as JSON."""
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+"""Opt-in content: the system prompt, as JSON parts."""
+
 # --- GenAI semantic conventions: usage ------------------------------------------------------------
 
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
@@ -118,6 +125,11 @@ PROMPT_NAME: Final = "spancost.prompt.name"
 """Name of the prompt (template) the call used."""
 PROMPT_VERSION: Final = "spancost.prompt.version"
 """Version of the prompt; defaults to a short hash of the system prompt."""
+PROMPT_SYSTEM_TOKENS: Final = "spancost.prompt.system_tokens"
+"""An estimate (characters / 4) of the system prompt's size in tokens; recorded without its text."""
+DUPLICATE_OF: Final = "spancost.duplicate_of"
+"""On an inference span nested in another one for the same model call (two instrumentations saw it):
+the span id of the one that counts. Duplicates are neither priced nor summed."""
 WORKSPACE_ID: Final = "spancost.workspace.id"
 """Tenant, team or workspace the call was made for."""
 FEATURE: Final = "spancost.feature"
