@@ -15,8 +15,14 @@ from typing import Any
 
 import spancost
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump with every change to the DDL below, and add the migration that takes a store there."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("llm_calls_mv_drop",),
+}
+"""Statements (template names) that take a store from the version before to this one; they run
+before the CREATE ... IF NOT EXISTS statements, which then recreate what they dropped."""
 
 DEFAULT_DATABASE = "otel"
 """The upstream collector exporter's default database, so both can share one store."""
@@ -84,13 +90,18 @@ _STATEMENTS: tuple[tuple[str, str | None, str | None, str | None], ...] = (
 )
 
 
-def render_statements(config: SchemaConfig) -> list[tuple[str, str]]:
-    """Every DDL statement for `config`, in order, each with the name of its template file."""
+def render_statements(config: SchemaConfig, upgrade_from: int | None = None) -> list[tuple[str, str]]:
+    """Every DDL statement for `config`, in order, each with the name of its template file; with
+    `upgrade_from`, first the migrations from that version."""
     problems = config.validate()
     if problems:
         raise SchemaError("invalid schema configuration: " + "; ".join(problems))
+    migrations: list[tuple[str, str | None, str | None, str | None]] = []
+    if upgrade_from:
+        for version in range(upgrade_from + 1, SCHEMA_VERSION + 1):
+            migrations.extend((template, None, None, None) for template in MIGRATIONS.get(version, ()))
     statements = []
-    for template, table, family, time_expression in _STATEMENTS:
+    for template, table, family, time_expression in [*migrations, *_STATEMENTS]:
         values = {
             "database": f"`{config.database}`",
             "on_cluster": on_cluster(config),
@@ -129,7 +140,7 @@ def apply_schema(client: Any, config: SchemaConfig = SchemaConfig()) -> int:
             f"the store's schema is version {found}, newer than this spancost's ({SCHEMA_VERSION}); "
             "upgrade spancost"
         )
-    for name, statement in render_statements(config):
+    for name, statement in render_statements(config, upgrade_from=found or None):
         try:
             client.command(statement)
         except Exception as err:

@@ -12,24 +12,40 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from spancost.instrumentation.agents import agent, record_eval, tool, workflow
 from spancost.instrumentation.pipeline import (
     add_exporter,
     new_tracer_provider,
     otlp_exporter_from_env,
+    otlp_meter_provider_from_env,
     reset_pipeline_state,
 )
 from spancost.instrumentation.processor import SpancostSpanProcessor, install, uninstall
-from spancost.instrumentation.tags import current_tags, tags
+from spancost.instrumentation.tags import current_tags, run, tags
 
 logger = logging.getLogger("spancost.instrumentation")
 
 PROVIDERS = ("openai", "anthropic")
 
-__all__ = ["PROVIDERS", "SpancostSpanProcessor", "current_tags", "instrument", "tags", "uninstrument"]
+__all__ = [
+    "PROVIDERS",
+    "SpancostSpanProcessor",
+    "agent",
+    "current_tags",
+    "instrument",
+    "record_eval",
+    "run",
+    "tags",
+    "tool",
+    "uninstrument",
+    "workflow",
+]
 
 _instrumented: dict[str, Any] = {}
 _providers: list[Any] = []
@@ -52,6 +68,7 @@ def instrument(
     store: str | None = None,
     prices: str | Path | None = None,
     providers: Iterable[str] = PROVIDERS,
+    meter_provider: MeterProvider | None = None,
 ) -> TracerProvider | None:
     """Record a priced, tagged span for every model call this process makes.
 
@@ -63,6 +80,8 @@ def instrument(
       without a collector (needs the `collector` extra).
     - `prices`: a price file that overrides or extends the bundled table; a bad file raises here.
     - `providers`: which SDKs to instrument (those not installed are skipped quietly).
+    - `meter_provider`: where the GenAI client metrics and the cost counter go; default the global
+      one (set up from OTLP variables too when spancost creates the tracer provider).
 
     Returns the tracer provider in use (None if it is not the SDK's, which cannot be priced in process).
     Opens no network connection.
@@ -84,11 +103,13 @@ def instrument(
         trace.set_tracer_provider(provider)
         provider = trace.get_tracer_provider()
         created = True
+        if meter_provider is None and (otlp_meters := otlp_meter_provider_from_env()) is not None:
+            otel_metrics.set_meter_provider(otlp_meters)
     for target in (provider, trace.get_tracer_provider()):
         # The global provider too: the anthropic SDK sends its own spans there, whatever `provider` is.
         if isinstance(target, trace.ProxyTracerProvider) or target in _providers:
             continue
-        if install(target) is not None:
+        if install(target, meter_provider) is not None:
             _providers.append(target)
     if store is not None:
         from spancost.collector.exporter import ClickHouseSpanExporter

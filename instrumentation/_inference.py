@@ -228,7 +228,7 @@ def call_in_span(
     call runs without a span. Whatever spancost's own code does, the caller gets exactly what the
     SDK returned or raised.
     """
-    call = InferenceCall.start(tracer, operation, request)
+    call = InferenceCall.start(tracer, operation, request) if not inside_inference_span() else None
     if call is None:
         return wrapped(*args, **kwargs)
     try:

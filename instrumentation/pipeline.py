@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -68,6 +69,33 @@ def otlp_exporter_from_env() -> SpanExporter | None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
     return HttpExporter()
+
+
+def otlp_meter_provider_from_env() -> MeterProvider | None:
+    """A meter provider exporting over OTLP when the OTEL_* variables name an endpoint (and metrics are
+    not turned off with OTEL_METRICS_EXPORTER=none), else None. Its reader exports on an interval; it
+    opens no connection now."""
+    if os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none":
+        return None
+    if not (
+        os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    ):
+        return None
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # type: ignore[assignment]
+    return SdkMeterProvider(
+        resource=Resource.create(), metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())]
+    )
 
 
 def new_tracer_provider() -> TracerProvider:

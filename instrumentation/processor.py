@@ -12,15 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spancost import attributes as attr
 from spancost._log import log_once
-from spancost.costing import cost_attributes
+from spancost.costing import cost_attributes, span_usage
+from spancost.instrumentation.call_metrics import CallMetrics
 from spancost.instrumentation.tags import current_hints, current_tags
+from spancost.instrumentation.tracking import OpenCalls, Rollups
 from spancost.pricing.table import PriceTable
 
 logger = logging.getLogger("spancost.instrumentation")
@@ -60,7 +64,13 @@ class _EnrichedSpan(ReadableSpan):
 
 
 class SpancostSpanProcessor(SpanProcessor):
-    """Tags every span on start; prices each finished model-call span; forwards to `downstream`.
+    """The in-process stage, in front of the export processors (`downstream`).
+
+    On start: the context's tags (and call hints) go on the span; an agent or workflow span opens
+    a roll-up; a model-call span started inside another one for the same call is marked a duplicate.
+    On end: a model-call span is priced (unless it is a duplicate or already carries a cost), its
+    cost, tokens and call count are added to its open agent/workflow ancestors, its metrics are
+    recorded; an agent or workflow span gets its roll-up. The enriched copy goes downstream.
 
     Use it directly when building a pipeline by hand::
 
@@ -69,10 +79,18 @@ class SpancostSpanProcessor(SpanProcessor):
     or let `spancost.instrument()` put it in front of the provider's processors.
     """
 
-    def __init__(self, *downstream: SpanProcessor, table: PriceTable | None = None) -> None:
+    def __init__(
+        self,
+        *downstream: SpanProcessor,
+        table: PriceTable | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
         self._downstream: tuple[SpanProcessor, ...] = downstream
         self._table = table
         self._lock = threading.Lock()
+        self._rollups = Rollups()
+        self._open_calls = OpenCalls()
+        self._metrics = CallMetrics(meter_provider)
 
     @property
     def downstream(self) -> tuple[SpanProcessor, ...]:
@@ -85,20 +103,31 @@ class SpancostSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         try:
-            self._tag(span, parent_context)
+            self._started(span, parent_context)
         except Exception:
             log_once(logger, "processor.on_start", "spancost: could not tag a span", exc_info=True)
         for processor in self._downstream:
             processor.on_start(span, parent_context=parent_context)
 
-    @staticmethod
-    def _tag(span: Span, parent_context: otel_context.Context | None) -> None:
+    def _started(self, span: Span, parent_context: otel_context.Context | None) -> None:
+        operation = span.attributes.get(attr.GEN_AI_OPERATION_NAME)
+        inference = operation in attr.INFERENCE_OPERATIONS
         hints = current_hints(parent_context)
-        if hints and span.attributes.get(attr.GEN_AI_OPERATION_NAME) in attr.INFERENCE_OPERATIONS:
+        if hints and inference:
             span.set_attributes(hints)
         tags = current_tags(parent_context)
         if tags:
             span.set_attributes(tags)
+        context, parent = span.context, span.parent
+        parent_id = parent.span_id if parent is not None and not parent.is_remote else None
+        self._rollups.started(
+            context.span_id, parent_id, context.trace_id, operation in attr.ROLLUP_OPERATIONS
+        )
+        if inference:
+            if parent_id is not None and parent_id in self._open_calls:
+                span.set_attribute(attr.DUPLICATE_OF, format(parent_id, "016x"))
+            else:
+                self._open_calls.add(context.span_id)
 
     def _on_ending(self, span: Span) -> None:
         for processor in self._downstream:
@@ -107,12 +136,7 @@ class SpancostSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         forwarded = span
         try:
-            # One plain-dict copy: cheaper to read than the SDK's attribute mapping, and the copy's base.
-            attributes = dict(span.attributes or {})
-            extra = cost_attributes(attributes, span.start_time, table=self._table)
-            if extra:
-                attributes.update(extra)
-                forwarded = _EnrichedSpan(span, attributes)
+            forwarded = self._ended(span)
         except Exception:
             log_once(
                 logger,
@@ -122,6 +146,35 @@ class SpancostSpanProcessor(SpanProcessor):
             )
         for processor in self._downstream:
             processor.on_end(forwarded)
+
+    def _ended(self, span: ReadableSpan) -> ReadableSpan:
+        span_id = span.context.span_id
+        # One plain-dict copy: cheaper to read than the SDK's attribute mapping, and the copy's base.
+        attributes = dict(span.attributes or {})
+        if attr.DUPLICATE_OF in attributes:
+            self._rollups.ended(span_id)
+            return span
+        extra = cost_attributes(attributes, span.start_time, table=self._table)
+        if extra:
+            attributes.update(extra)
+        if attributes.get(attr.GEN_AI_OPERATION_NAME) in attr.INFERENCE_OPERATIONS:
+            self._open_calls.discard(span_id)
+            self._count_call(span_id, attributes, span)
+        totals = self._rollups.ended(span_id)
+        if totals is not None:
+            extra = totals.attributes()
+            attributes.update(extra)
+        return _EnrichedSpan(span, attributes) if extra else span
+
+    def _count_call(self, span_id: int, attributes: dict[str, Any], span: ReadableSpan) -> None:
+        duration = (span.end_time - span.start_time) / 1e9 if span.end_time and span.start_time else None
+        self._metrics.record(attributes, duration)
+        usage = span_usage(attributes)
+        if usage is None:  # a failed call: nothing billed, nothing to roll up
+            return
+        amount = attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT)
+        cost = Decimal(repr(amount)) if isinstance(amount, (int, float)) else None
+        self._rollups.add_call(span_id, cost, usage.input_tokens, usage.output_tokens)
 
     def shutdown(self) -> None:
         for processor in self._downstream:
@@ -140,7 +193,9 @@ def installed_processor(tracer_provider: Any) -> SpancostSpanProcessor | None:
     return None
 
 
-def install(tracer_provider: Any) -> SpancostSpanProcessor | None:
+def install(
+    tracer_provider: Any, meter_provider: MeterProvider | None = None
+) -> SpancostSpanProcessor | None:
     """Put the spancost stage in front of `tracer_provider`'s processors (idempotent).
 
     Processors added to the provider later are added behind the stage, so they too receive priced
@@ -160,7 +215,7 @@ def install(tracer_provider: Any) -> SpancostSpanProcessor | None:
         )
         return None
     with multi._lock:
-        stage = SpancostSpanProcessor(*multi._span_processors)
+        stage = SpancostSpanProcessor(*multi._span_processors, meter_provider=meter_provider)
         multi._span_processors = (stage,)
     # An instance attribute shadows the method, so provider.add_span_processor() now adds behind us.
     multi.add_span_processor = stage.add_span_processor

@@ -10,7 +10,7 @@ the context (`contextvars.copy_context().run`, `opentelemetry.context` propagati
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -47,31 +47,51 @@ class tags:
 
     def __init__(self, **values: Any) -> None:
         self._attributes = _attributes(values)
-        self._open: list[AbstractContextManager[None]] = []
+        self._open: list[_TagActivity] = []
 
     def __enter__(self) -> None:
-        scope = _scope(self._attributes)
-        scope.__enter__()
-        self._open.append(scope)
+        activity = _TagActivity(self._attributes)
+        activity.enter()
+        self._open.append(activity)
 
     def __exit__(self, *exc: Any) -> None:
-        self._open.pop().__exit__(*exc)
+        self._open.pop().leave()
 
     def __call__(self, func: F) -> F:
         attributes = self._attributes
-        return scoped(func, lambda: _scope(attributes))
+        return scoped(func, lambda: _TagActivity(attributes))
 
 
-@contextmanager
-def _scope(attributes: Mapping[str, str]) -> Iterator[None]:
-    """The tags merged over those in force, for the length of the block."""
-    token = otel_context.attach(
-        otel_context.set_value(_TAGS_KEY, MappingProxyType({**current_tags(), **attributes}))
-    )
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
+def run(run_id: str) -> tags:
+    """Mark everything inside as part of a golden-dataset run (`spancost.run.id`); like `tags(run_id=...)`."""
+    return tags(run_id=run_id)
+
+
+class _TagActivity:
+    """The tags merged over those in force when the call began, attached for each step."""
+
+    __slots__ = ("_merged", "_token")
+
+    def __init__(self, attributes: Mapping[str, str]) -> None:
+        self._merged = MappingProxyType({**current_tags(), **attributes})
+        self._token: object = None
+
+    def enter(self) -> None:
+        self._token = otel_context.attach(otel_context.set_value(_TAGS_KEY, self._merged))
+
+    def leave(self) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
+
+    def finish(self, error: BaseException | None) -> None:
+        pass
 
 
 def current_tags(ctx: otel_context.Context | None = None) -> Mapping[str, str]:

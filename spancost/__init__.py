@@ -13,12 +13,34 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from spancost.instrumentation import SpancostSpanProcessor, instrument, tags, uninstrument
+    from spancost.instrumentation import (
+        SpancostSpanProcessor,
+        agent,
+        instrument,
+        record_eval,
+        run,
+        tags,
+        tool,
+        uninstrument,
+        workflow,
+    )
 
-__all__ = ["SpancostSpanProcessor", "__version__", "instrument", "tags", "uninstrument"]
+__all__ = [
+    "SpancostSpanProcessor",
+    "__version__",
+    "agent",
+    "instrument",
+    "record_eval",
+    "run",
+    "tags",
+    "tool",
+    "uninstrument",
+    "workflow",
+]
 
 # Loaded on first use, so that `import spancost` (the CLI, the pricing engine) stays light.
-_LAZY = {"instrument", "uninstrument", "tags", "SpancostSpanProcessor"}
+_LAZY = {"instrument", "uninstrument", "tags", "run", "agent", "workflow", "tool", "record_eval",
+         "SpancostSpanProcessor"}
 
 
 def __getattr__(name: str) -> Any:

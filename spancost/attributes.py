@@ -40,6 +40,11 @@ GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
 """Name of the agent an `invoke_agent` span runs."""
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 """Name of the tool an `execute_tool` span runs."""
+GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+"""Name of the workflow an `invoke_workflow` span runs (the conventions have no workflow yet; this is
+the name proposed for it)."""
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+"""On the token-usage metric: `input` or `output`."""
 
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 """Opt-in content: the chat history sent to the model, as JSON (semantic-convention message parts)."""
@@ -151,6 +156,26 @@ ROLLUP_INPUT_TOKENS: Final = "spancost.rollup.input_tokens"
 """Input tokens of all inference calls under this span."""
 ROLLUP_OUTPUT_TOKENS: Final = "spancost.rollup.output_tokens"
 """Output tokens of all inference calls under this span."""
+ROLLUP_UNPRICED_CALLS: Final = "spancost.rollup.unpriced_calls"
+"""Inference calls under this span whose model has no price (so `rollup.cost` leaves them out)."""
+
+# --- spancost: quality results (record_eval) ---------------------------------------------------------
+
+EVAL_PASSED: Final = "spancost.eval.passed"
+"""Whether the run or call passed its check (boolean)."""
+EVAL_SCORE: Final = "spancost.eval.score"
+"""A quality score for the run or call (double)."""
+EVAL_NAME: Final = "spancost.eval.name"
+"""Which evaluation produced the result."""
+
+# --- metrics --------------------------------------------------------------------------------------
+
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+"""Histogram of tokens per call, by `gen_ai.token.type`."""
+METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
+"""Histogram of call durations in seconds."""
+METRIC_COST: Final = "spancost.client.cost"
+"""Counter of USD spent on model calls (priced calls only)."""
 
 
 class Operation(str, Enum):
@@ -174,6 +199,10 @@ INFERENCE_OPERATIONS: Final = frozenset(
     }
 )
 """Operations that are one model call, and so carry usage and cost."""
+
+
+ROLLUP_OPERATIONS: Final = frozenset({Operation.INVOKE_AGENT.value, Operation.INVOKE_WORKFLOW.value})
+"""Operations whose spans carry the roll-up of the model calls under them."""
 
 
 class CostStatus(str, Enum):

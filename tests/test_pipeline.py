@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -59,10 +60,10 @@ def test_stage_can_be_built_by_hand() -> None:
 
 
 class _Collector(BaseHTTPRequestHandler):
-    bodies: ClassVar[list[bytes]] = []
+    bodies: ClassVar[list[tuple[str, bytes]]] = []
 
     def do_POST(self) -> None:
-        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.bodies.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
@@ -73,7 +74,7 @@ class _Collector(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def otlp_endpoint() -> Iterator[tuple[str, list[bytes]]]:
+def otlp_endpoint() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
     _Collector.bodies = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -121,10 +122,10 @@ def test_instrument_creates_a_provider_from_otel_variables_and_exports_otlp(otlp
     }
     done = subprocess.run([sys.executable, "-c", APP], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "connects after the call: 1" in done.stdout  # the exporter's connection, made only on flush
+    assert "connects after the call: 1" in done.stdout  # the span exporter's connection, made only on flush
 
     request = ExportTraceServiceRequest()
-    request.ParseFromString(b"".join(bodies))
+    request.ParseFromString(b"".join(body for path, body in bodies if path == "/v1/traces"))
     (resource_spans,) = request.resource_spans
     resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
     assert (resource["service.name"], resource["service.version"]) == ("otlp-app", "3.1.0")
@@ -132,6 +133,11 @@ def test_instrument_creates_a_provider_from_otel_variables_and_exports_otlp(otlp
     attributes = {a.key: a.value for a in span.attributes}
     assert attributes["gen_ai.usage.cost.amount"].double_value == 0.00015
     assert attributes["spancost.prompt.name"].string_value == "otlp-check"
+
+    exported = ExportMetricsServiceRequest()
+    exported.ParseFromString(b"".join(body for path, body in bodies if path == "/v1/metrics"))
+    names = {m.name for rm in exported.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert names >= {"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "spancost.client.cost"}
 
 
 def test_unknown_provider_name_is_refused() -> None:

@@ -269,6 +269,41 @@ def test_schema_is_idempotent_and_versioned(store) -> None:
     }
 
 
+def test_a_version_1_store_is_migrated(store, chdb_dir: Path, store_config: SchemaConfig) -> None:
+    """Schema 2 recreates llm_calls_mv so that spans marked as duplicates stay out of llm_calls."""
+    store.command("DROP VIEW llm_calls_mv")
+    store.command(
+        "CREATE MATERIALIZED VIEW llm_calls_mv TO llm_calls"
+        " AS SELECT Timestamp, TraceId, SpanId FROM otel_traces"
+    )
+    store.command("TRUNCATE TABLE spancost_schema")
+    store.client.insert(
+        "spancost_schema",
+        [[1, "spancost 0.1.0"]],
+        column_names=["Version", "AppliedBy"],
+        database=store.database,
+    )
+
+    assert apply_schema(store.client, store.config) == SCHEMA_VERSION
+    view = store.query(
+        "SELECT create_table_query FROM system.tables WHERE database = currentDatabase()"
+        " AND name = 'llm_calls_mv'"
+    ).single_value()
+    assert "spancost.duplicate_of" in view
+    assert max(v for (v,) in store.query("SELECT Version FROM spancost_schema").rows) == SCHEMA_VERSION
+
+    duplicate = make_span(
+        span_id=0x5,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "x",
+            "spancost.duplicate_of": "0000000000000004",
+        },
+    )
+    exporter_for(chdb_dir, store_config).export([make_span(span_id=0x4), duplicate])
+    assert store.query("SELECT SpanId FROM llm_calls").rows == [("0000000000000004",)]
+
+
 def test_a_store_with_a_newer_schema_is_refused(store) -> None:
     store.client.insert(
         "spancost_schema",

@@ -1,6 +1,7 @@
 -- Model-call spans of otel_traces → llm_calls. A span is a model call when its operation is one
 -- (chat, text_completion, embeddings, generate_content) or, from emitters that name no operation,
--- when it carries a model and token counts: the same rule as spancost.costing.is_inference.
+-- when it carries a model and token counts: the same rule as spancost.costing.is_inference. A span
+-- marked as the duplicate of another for the same call (two instrumentations saw it) is left out.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.llm_calls_mv {on_cluster}
 TO {database}.llm_calls
 AS SELECT
@@ -48,7 +49,10 @@ AS SELECT
        JSONExtractString(SpanAttributes['gen_ai.response.finish_reasons'], 1),
        SpanAttributes['anthropic.message.stop_reason']) AS FinishReason
 FROM {database}.otel_traces
-WHERE SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'embeddings', 'generate_content')
-   OR (SpanAttributes['gen_ai.operation.name'] = ''
-       AND (SpanAttributes['gen_ai.request.model'] != '' OR SpanAttributes['gen_ai.response.model'] != '')
-       AND (SpanAttributes['gen_ai.usage.input_tokens'] != '' OR SpanAttributes['gen_ai.usage.output_tokens'] != ''))
+WHERE (SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'embeddings', 'generate_content')
+       OR (SpanAttributes['gen_ai.operation.name'] = ''
+           AND (SpanAttributes['gen_ai.request.model'] != '' OR SpanAttributes['gen_ai.response.model'] != '')
+           AND (SpanAttributes['gen_ai.usage.input_tokens'] != ''
+                OR SpanAttributes['gen_ai.usage.output_tokens'] != '')))
+  AND SpanAttributes['spancost.duplicate_of'] = ''
+
