@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +22,12 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from spancost import attributes as attr
 from spancost._log import log_once
 from spancost.costing import cost_attributes, span_usage
+from spancost.instrumentation._inference import capture_content
 from spancost.instrumentation.call_metrics import CallMetrics
 from spancost.instrumentation.tags import current_hints, current_tags
 from spancost.instrumentation.tracking import OpenCalls, Rollups
 from spancost.pricing.table import PriceTable
+from spancost.pricing.usage import Usage
 
 logger = logging.getLogger("spancost.instrumentation")
 
@@ -33,14 +35,14 @@ logger = logging.getLogger("spancost.instrumentation")
 class _EnrichedSpan(ReadableSpan):
     """A copy of a finished span with other attributes; keeps the original's dropped counts."""
 
-    def __init__(self, span: ReadableSpan, attributes: Mapping[str, Any]) -> None:
+    def __init__(self, span: ReadableSpan, attributes: Mapping[str, Any], events: Any = None) -> None:
         super().__init__(
             name=span.name,
             context=span.context,
             parent=span.parent,
             resource=span.resource,
             attributes=attributes,
-            events=span.events,
+            events=span.events if events is None else events,
             links=span.links,
             kind=span.kind,
             status=span.status,
@@ -154,22 +156,28 @@ class SpancostSpanProcessor(SpanProcessor):
         if attr.DUPLICATE_OF in attributes:
             self._rollups.ended(span_id)
             return span
-        extra = cost_attributes(attributes, span.start_time, table=self._table)
-        if extra:
-            attributes.update(extra)
+        usage = span_usage(attributes)
+        extra = cost_attributes(attributes, span.start_time, table=self._table, usage=usage)
+        changed = bool(extra)
+        attributes.update(extra)
+        events = None
         if attributes.get(attr.GEN_AI_OPERATION_NAME) in attr.INFERENCE_OPERATIONS:
             self._open_calls.discard(span_id)
-            self._count_call(span_id, attributes, span)
+            self._count_call(span_id, attributes, usage, span)
+            if not capture_content():
+                events = _without_content(attributes, span.events)
+                changed = changed or events is not None
         totals = self._rollups.ended(span_id)
         if totals is not None:
-            extra = totals.attributes()
-            attributes.update(extra)
-        return _EnrichedSpan(span, attributes) if extra else span
+            attributes.update(totals.attributes())
+            changed = True
+        return _EnrichedSpan(span, attributes, events) if changed else span
 
-    def _count_call(self, span_id: int, attributes: dict[str, Any], span: ReadableSpan) -> None:
+    def _count_call(
+        self, span_id: int, attributes: dict[str, Any], usage: Usage | None, span: ReadableSpan
+    ) -> None:
         duration = (span.end_time - span.start_time) / 1e9 if span.end_time and span.start_time else None
         self._metrics.record(attributes, duration)
-        usage = span_usage(attributes)
         if usage is None:  # a failed call: nothing billed, nothing to roll up
             return
         amount = attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT)
@@ -182,6 +190,18 @@ class SpancostSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return all(processor.force_flush(timeout_millis) for processor in self._downstream)
+
+
+def _without_content(attributes: dict[str, Any], events: Sequence[Any]) -> Sequence[Any] | None:
+    """Remove prompt and completion text that another instrumentation put on a model-call span
+    (the user did not opt in to content). Returns the remaining events when anything was removed."""
+    content = [
+        key for key in attributes if key in attr.CONTENT_ATTRIBUTES or key.startswith(attr.CONTENT_PREFIXES)
+    ]
+    for key in content:
+        del attributes[key]
+    kept = tuple(event for event in events if not event.name.startswith(attr.CONTENT_EVENT_PREFIX))
+    return kept if content or len(kept) != len(events) else None
 
 
 def installed_processor(tracer_provider: Any) -> SpancostSpanProcessor | None:

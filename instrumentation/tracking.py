@@ -58,6 +58,8 @@ class Rollups:
         return len(self._spans)
 
     def started(self, span_id: int, parent_id: int | None, trace_id: int, rolls_up: bool) -> None:
+        if not rolls_up and not self._spans:
+            return  # no agent run open anywhere: the common case costs nothing
         with self._lock:
             parent = self._spans.get(parent_id) if parent_id else None
             targets = parent[1] if parent is not None else ()
@@ -72,6 +74,8 @@ class Rollups:
                 self._forget(next(iter(self._spans)))
 
     def add_call(self, span_id: int, cost: Decimal | None, input_tokens: int, output_tokens: int) -> None:
+        if not self._spans:
+            return
         with self._lock:
             entry = self._forget(span_id)
             if entry is None:
@@ -88,6 +92,8 @@ class Rollups:
     def ended(self, span_id: int) -> Totals | None:
         """Forget the span; for an agent or workflow span, its totals. When the outermost run of a
         trace ends, whatever it left open in that trace is forgotten too."""
+        if not self._spans:
+            return None
         with self._lock:
             entry = self._forget(span_id)
             if entry is None:

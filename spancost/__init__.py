@@ -39,8 +39,17 @@ __all__ = [
 ]
 
 # Loaded on first use, so that `import spancost` (the CLI, the pricing engine) stays light.
-_LAZY = {"instrument", "uninstrument", "tags", "run", "agent", "workflow", "tool", "record_eval",
-         "SpancostSpanProcessor"}
+_LAZY = {
+    "instrument",
+    "uninstrument",
+    "tags",
+    "run",
+    "agent",
+    "workflow",
+    "tool",
+    "record_eval",
+    "SpancostSpanProcessor",
+}
 
 
 def __getattr__(name: str) -> Any:

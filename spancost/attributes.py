@@ -53,6 +53,23 @@ GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
 """Opt-in content: the system prompt, as JSON parts."""
 
+CONTENT_ATTRIBUTES: Final = frozenset(
+    {
+        GEN_AI_INPUT_MESSAGES,
+        GEN_AI_OUTPUT_MESSAGES,
+        GEN_AI_SYSTEM_INSTRUCTIONS,
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.tool.definitions",
+    }
+)
+"""Attributes that carry prompt or completion text; kept only when the user opts in to content."""
+CONTENT_PREFIXES: Final = ("gen_ai.prompt.", "gen_ai.completion.", "llm.prompts", "llm.completions")
+"""Older spellings of content (OpenLLMetry's indexed `gen_ai.prompt.0.content`, ...)."""
+CONTENT_EVENT_PREFIX: Final = "gen_ai."
+"""Events on a model-call span named `gen_ai.*` (`gen_ai.user.message`, `gen_ai.choice`,
+`gen_ai.content.prompt`, ...) carry content too."""
+
 # --- GenAI semantic conventions: usage ------------------------------------------------------------
 
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"

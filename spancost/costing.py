@@ -86,22 +86,32 @@ def is_inference(attributes: Mapping[str, Any]) -> bool:
     return span_model(attributes) is not None and span_usage(attributes) is not None
 
 
+_UNREAD: Any = object()
+
+
 def cost_attributes(
-    attributes: Mapping[str, Any], start_time_ns: int | None, *, table: PriceTable | None = None
+    attributes: Mapping[str, Any],
+    start_time_ns: int | None,
+    *,
+    table: PriceTable | None = None,
+    usage: Usage | None = _UNREAD,
 ) -> dict[str, Any]:
     """The attributes to add to a finished span so that it carries its cost; empty when none apply.
 
     A span that is not a model call, or that reports no usage, gets nothing. A span that already
     carries a cost keeps it (marked `provider` when nobody said where it came from). An unknown
-    model is `unpriced`: no amount, never $0.
+    model is `unpriced`: no amount, never $0. `usage`, when the caller has already read it with
+    `span_usage`, saves reading it again.
     """
-    if not is_inference(attributes):
+    if usage is _UNREAD:
+        usage = span_usage(attributes)
+    operation = attributes.get(attr.GEN_AI_OPERATION_NAME)
+    if operation is not None and operation not in attr.INFERENCE_OPERATIONS:
         return {}
     if attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT) is not None:
         if attributes.get(attr.COST_STATUS) is None:
             return {attr.COST_STATUS: _PROVIDER}
         return {}
-    usage = span_usage(attributes)
     model = span_model(attributes)
     if usage is None or model is None:
         return {}

@@ -347,3 +347,44 @@ def test_client_metrics_have_low_cardinality_attributes_only() -> None:
                 "error.type",
             }, name
             assert dict(point.attributes)["spancost.prompt.name"] == "summarize"
+
+
+# --- privacy across emitters ----------------------------------------------------------------------
+
+
+def _emit_with_content(tracer) -> None:
+    span = tracer.start_span(
+        "openai.chat",
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 100,
+            "gen_ai.input.messages": '[{"role": "user", "parts": [{"content": "secret question"}]}]',
+            "gen_ai.prompt.0.content": "secret question",
+            "gen_ai.completion.0.content": "secret answer",
+            "http.route": "/v1/chat/completions",
+        },
+    )
+    span.add_event("gen_ai.user.message", {"content": "secret question"})
+    span.add_event("retry", {"attempt": 1})
+    span.end()
+
+
+def test_content_from_other_emitters_is_dropped_unless_opted_in(
+    instrumented: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracer = trace.get_tracer("openllmetry-like")
+    _emit_with_content(tracer)
+    (span,) = instrumented.get_finished_spans()
+    assert not any("secret" in str(value) for value in span.attributes.values())
+    assert span.attributes["http.route"] == "/v1/chat/completions"
+    assert span.attributes["gen_ai.usage.cost.amount"] == CALL_COST
+    assert [event.name for event in span.events] == ["retry"]
+
+    instrumented.clear()
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    _emit_with_content(tracer)
+    (span,) = instrumented.get_finished_spans()
+    assert span.attributes["gen_ai.prompt.0.content"] == "secret question"
+    assert [event.name for event in span.events] == ["gen_ai.user.message", "retry"]

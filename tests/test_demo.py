@@ -20,10 +20,19 @@ CHECK = textwrap.dedent("""
             "unpriced_models": [r[0] for r in store.query(
                 "SELECT DISTINCT Model FROM llm_calls WHERE CostStatus = 'unpriced'").rows],
             "steps_under_agent": store.query(
-                "SELECT count() FROM llm_calls AS c INNER JOIN otel_traces AS a"
-                " ON c.TraceId = a.TraceId AND c.ParentSpanId = a.SpanId"
+                "SELECT count() FROM llm_calls AS c"
+                " INNER JOIN otel_traces AS t ON c.TraceId = t.TraceId AND c.ParentSpanId = t.SpanId"
+                " INNER JOIN otel_traces AS a ON t.TraceId = a.TraceId AND t.ParentSpanId = a.SpanId"
                 " WHERE c.PromptName = 'research-step'"
+                " AND t.SpanAttributes['gen_ai.tool.name'] = 'web-search'"
                 " AND a.SpanAttributes['gen_ai.agent.name'] = 'research-agent'"
+            ).single_value(),
+            "rollup_matches": store.query(
+                "SELECT countIf(abs(toFloat64OrZero(a.SpanAttributes['spancost.rollup.cost']) - c.cost)"
+                " < 1e-9) = count() FROM (SELECT TraceId, toFloat64(sum(CostUSD)) AS cost FROM llm_calls"
+                " WHERE Feature = 'research' GROUP BY TraceId) AS c"
+                " INNER JOIN otel_traces AS a ON a.TraceId = c.TraceId"
+                " WHERE a.SpanAttributes['gen_ai.operation.name'] = 'invoke_agent'"
             ).single_value(),
             "research_steps": store.query(
                 "SELECT count() FROM llm_calls WHERE PromptName = 'research-step'").single_value(),
@@ -69,7 +78,8 @@ def test_demo_simulates_stores_and_reports(tmp_path: Path) -> None:
     assert facts["tagged"] == 1, "every call carries its user and workspace"
     assert facts["unpriced_models"] == ["acme-intent-ft-3"]
     assert facts["research_steps"] > 0
-    assert facts["steps_under_agent"] == facts["research_steps"], "agent steps nest under the agent span"
+    assert facts["steps_under_agent"] == facts["research_steps"], "steps nest under tool spans of the agent"
+    assert facts["rollup_matches"] == 1, "each agent span's roll-up equals the sum of its calls"
     assert facts["prompt_versions"] == 2, "the draft-reply prompt edit shows as a second version"
     assert facts["days"] >= 10
 

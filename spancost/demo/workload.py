@@ -9,9 +9,10 @@ from a seeded RNG, so a run is reproducible:
   ten days before the end, so its cost per call steps up;
 - `classify-intent` (feature triage): gpt-4.1-nano, one-word answers; a few calls go to a
   fine-tuned model the price table does not know (shown as unpriced, not as $0);
-- `research-agent` (feature research): an agent run that plans with gpt-5-mini (reasoning
-  tokens), makes 2-5 tool-step calls with claude-haiku-4-5 and writes up with claude-sonnet-4-5;
-  one day it runs away and loops fifteen times.
+- `research-agent` (feature research): an agent run (`spancost.agent`) that plans with gpt-5-mini
+  (reasoning tokens), runs 2-5 `web-search` tool steps (`spancost.tool`) that each call
+  claude-haiku-4-5, and writes up with claude-sonnet-4-5; its span carries the run's rolled-up
+  cost. One day it runs away and loops fifteen times.
 """
 
 from __future__ import annotations
@@ -19,14 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import trace
-
 import spancost
-from spancost import attributes as attr
 
 WORKSPACES = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka")
 _WORDS = (
@@ -139,7 +137,6 @@ class Workload:
         self.anthropic = anthropic_client
         self.rng = random.Random(seed + 1)
         self.prompt_edit_at = prompt_edit_at
-        self.tracer = trace.get_tracer("spancost.demo")
         self.failures = 0
 
     def run(self, action: Action) -> None:
@@ -199,16 +196,7 @@ class Workload:
     def research(self, action: Action) -> None:
         steps = 15 if action.runaway else self.rng.randint(2, 5)
         question = _text(self.rng, int(self.rng.lognormvariate(math.log(120), 0.4)))
-        with (
-            spancost.tags(feature="research"),
-            self.tracer.start_as_current_span(
-                "invoke_agent research-agent",
-                attributes={
-                    attr.GEN_AI_OPERATION_NAME: "invoke_agent",
-                    attr.GEN_AI_AGENT_NAME: "research-agent",
-                },
-            ),
-        ):
+        with spancost.tags(feature="research"), spancost.agent("research-agent"):
             with spancost.tags(prompt="research-plan"):
                 self.openai.chat.completions.create(
                     model="gpt-5-mini",
@@ -217,18 +205,9 @@ class Workload:
                         {"role": "user", "content": f"Plan research steps for: {question}"},
                     ],
                 )
-            notes = []
+            notes: list[str] = []
             for _ in range(steps):
-                with spancost.tags(prompt="research-step"):
-                    message = self.anthropic.messages.create(
-                        model="claude-haiku-4-5",
-                        max_tokens=500,
-                        system=_system_prompt("researcher", 300),
-                        messages=[
-                            {"role": "user", "content": f"Find facts about: {question} {' '.join(notes)}"}
-                        ],
-                    )
-                notes.append(message.content[0].text[:200] if message.content else "")
+                notes.append(self._research_step(question, notes))
             with spancost.tags(prompt="research-writeup"):
                 self.anthropic.messages.create(
                     model="claude-sonnet-4-5",
@@ -236,3 +215,14 @@ class Workload:
                     system=_system_prompt("writer", 500),
                     messages=[{"role": "user", "content": "Write up these findings:\n" + "\n".join(notes)}],
                 )
+
+    @spancost.tool("web-search")
+    def _research_step(self, question: str, notes: Sequence[str]) -> str:
+        with spancost.tags(prompt="research-step"):
+            message = self.anthropic.messages.create(
+                model="claude-haiku-4-5",
+                max_tokens=500,
+                system=_system_prompt("researcher", 300),
+                messages=[{"role": "user", "content": f"Find facts about: {question} {' '.join(notes)}"}],
+            )
+        return message.content[0].text[:200] if message.content else ""
