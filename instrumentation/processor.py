@@ -31,6 +31,8 @@ from spancost.pricing.usage import Usage
 
 logger = logging.getLogger("spancost.instrumentation")
 
+_OWN_SCOPE = "spancost."
+
 
 class _EnrichedSpan(ReadableSpan):
     """A copy of a finished span with other attributes; keeps the original's dropped counts."""
@@ -114,10 +116,10 @@ class SpancostSpanProcessor(SpanProcessor):
     def _started(self, span: Span, parent_context: otel_context.Context | None) -> None:
         operation = span.attributes.get(attr.GEN_AI_OPERATION_NAME)
         inference = operation in attr.INFERENCE_OPERATIONS
-        hints = current_hints(parent_context)
-        if hints and inference:
-            span.set_attributes(hints)
         tags = current_tags(parent_context)
+        hints = current_hints(parent_context) if inference else None
+        if hints:
+            tags = {**hints, **tags}  # an explicit tag (prompt_version) wins over a hint
         if tags:
             span.set_attributes(tags)
         context, parent = span.context, span.parent
@@ -164,7 +166,8 @@ class SpancostSpanProcessor(SpanProcessor):
         if attributes.get(attr.GEN_AI_OPERATION_NAME) in attr.INFERENCE_OPERATIONS:
             self._open_calls.discard(span_id)
             self._count_call(span_id, attributes, usage, span)
-            if not capture_content():
+            # spancost's own spans carry content only when the user opted in; others are checked.
+            if not span.instrumentation_scope.name.startswith(_OWN_SCOPE) and not capture_content():
                 events = _without_content(attributes, span.events)
                 changed = changed or events is not None
         totals = self._rollups.ended(span_id)

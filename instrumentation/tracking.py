@@ -7,6 +7,7 @@ asyncio tasks). Spans outside agent runs cost one dictionary lookup.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -117,12 +118,15 @@ class Rollups:
 
 class OpenCalls:
     """Model-call spans in flight, so that a second span for the same call (started inside the
-    first by another instrumentation) is recognised as a duplicate."""
+    first by another instrumentation) is recognised as a duplicate.
+
+    No lock: a single dict operation is atomic, and an eviction racing another costs at most one
+    entry forgotten early.
+    """
 
     def __init__(self, limit: int = MAX_TRACKED_SPANS) -> None:
         self._limit = limit
-        self._lock = threading.Lock()
-        self._open: OrderedDict[int, None] = OrderedDict()
+        self._open: dict[int, None] = {}
 
     def __len__(self) -> int:
         return len(self._open)
@@ -131,11 +135,10 @@ class OpenCalls:
         return span_id in self._open
 
     def add(self, span_id: int) -> None:
-        with self._lock:
-            self._open[span_id] = None
-            if len(self._open) > self._limit:
-                self._open.popitem(last=False)
+        self._open[span_id] = None
+        if len(self._open) > self._limit:
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                del self._open[next(iter(self._open))]
 
     def discard(self, span_id: int) -> None:
-        with self._lock:
-            self._open.pop(span_id, None)
+        self._open.pop(span_id, None)

@@ -29,7 +29,9 @@ _LOCAL = attr.CostSource.LOCAL.value
 
 
 def _tokens(value: Any) -> int | None:
-    if isinstance(value, bool):
+    if type(value) is int:  # the usual case, first: this runs for every finished span
+        return value if value >= 0 else None
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if value >= 0 else None
