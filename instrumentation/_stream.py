@@ -144,6 +144,10 @@ class AsyncTracedStream(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             _Finisher.finish(self)
 
+    async def aclose(self) -> None:
+        # The SDK's own aclose() calls close() on the unwrapped stream, which would bypass the proxy.
+        await self.close()
+
     async def __aenter__(self) -> AsyncTracedStream:
         await self.__wrapped__.__aenter__()
         return self

@@ -286,3 +286,22 @@ def test_gemini_thinking_tokens_are_output_and_dated_ids_match() -> None:
     dated = calc_cost(Usage(input_tokens=1_000_000, output_tokens=0), "gemini-2.0-flash-001")
     assert dated is not None
     assert (dated.key, dated.total) == ("google/gemini-2.0-flash", Decimal("0.100000000"))
+
+
+def test_openai_cache_writes_are_read_and_priced() -> None:
+    """gpt-5.6-sol: 5 in, 0.5 cached, 6.25 cache write, 30 out. prompt_tokens 10000 include 2000 read
+    and 3000 written.
+
+    5000 × 5 = $0.025; 2000 × 0.5 = $0.001; 3000 × 6.25 = $0.01875; 100 × 30 = $0.003 → $0.04775
+    """
+    usage = openai_usage(
+        {
+            "input_tokens": 10_000,
+            "output_tokens": 100,
+            "input_tokens_details": {"cached_tokens": 2000, "cache_write_tokens": 3000},
+        }
+    )
+    assert (usage.cache_read_tokens, usage.cache_write_tokens) == (2000, 3000)
+    cost = calc_cost(usage, "gpt-5.6-sol")
+    assert cost is not None
+    assert cost.total == Decimal("0.047750000")

@@ -53,7 +53,8 @@ def _int(value: Any) -> int:
 def openai_usage(usage: Any, *, service_tier: str | None = None) -> Usage:
     """From an OpenAI `CompletionUsage` (chat) or `ResponseUsage` (responses API) or embeddings usage.
 
-    OpenAI's prompt tokens include the cached ones, and completion tokens include reasoning.
+    OpenAI's prompt tokens include the cached ones (read and written), and completion tokens
+    include reasoning.
     """
     input_tokens = _int(_get(usage, "prompt_tokens")) or _int(_get(usage, "input_tokens"))
     output_tokens = _int(_get(usage, "completion_tokens")) or _int(_get(usage, "output_tokens"))
@@ -63,6 +64,8 @@ def openai_usage(usage: Any, *, service_tier: str | None = None) -> Usage:
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cache_read_tokens=_int(_get(input_details, "cached_tokens")),
+        # Newer models bill cache writes (one rate whatever the retention); they are part of the input.
+        cache_write_tokens=_int(_get(input_details, "cache_write_tokens")),
         reasoning_tokens=_int(_get(output_details, "reasoning_tokens")),
         service_tier=service_tier,
     )
