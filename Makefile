@@ -4,7 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+# anthropic SDKs without built-in tracing, each in a directory of its own (tests run them in a
+# subprocess with PYTHONPATH pointing there): 1.13.0 is the newest before the SDK traced itself,
+# 0.75.0 the httpx generation the recorded traffic comes from.
+OLD_ANTHROPIC := 1.13.0 0.75.0
+OLD_ANTHROPIC_DIR := $(VENV)/old-anthropic
+OLD_ANTHROPIC_STAMPS := $(foreach version,$(OLD_ANTHROPIC),$(OLD_ANTHROPIC_DIR)/$(version)/.installed)
+
+.PHONY: demo test lint install old-anthropic clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +21,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(OLD_ANTHROPIC_DIR)/%/.installed: | $(STAMP)
+	rm -rf $(OLD_ANTHROPIC_DIR)/$*
+	$(BIN)/pip install --quiet --disable-pip-version-check --target $(OLD_ANTHROPIC_DIR)/$* 'anthropic==$*'
+	touch $@
+
+old-anthropic: $(OLD_ANTHROPIC_STAMPS)
+
 demo: $(STAMP)
 	$(BIN)/spancost demo
 
-test: $(STAMP)
+test: $(STAMP) $(OLD_ANTHROPIC_STAMPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
