@@ -157,7 +157,7 @@ class SpancostSpanProcessor(SpanProcessor):
         attributes = dict(span.attributes or {})
         if attr.DUPLICATE_OF in attributes:
             self._rollups.ended(span_id)
-            return span
+            return _EnrichedSpan(span, _demoted(attributes))
         usage = span_usage(attributes)
         extra = cost_attributes(attributes, span.start_time, table=self._table, usage=usage)
         changed = bool(extra)
@@ -193,6 +193,16 @@ class SpancostSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return all(processor.force_flush(timeout_millis) for processor in self._downstream)
+
+
+def _demoted(attributes: dict[str, Any]) -> dict[str, Any]:
+    """A duplicate call span stays in the trace (its children keep their parent) but stops being a
+    model call: without an operation name and usage, no consumer counts the call twice."""
+    return {
+        key: value
+        for key, value in attributes.items()
+        if key != attr.GEN_AI_OPERATION_NAME and not key.startswith(attr.GEN_AI_USAGE_PREFIX)
+    }
 
 
 def _without_content(attributes: dict[str, Any], events: Sequence[Any]) -> Sequence[Any] | None:

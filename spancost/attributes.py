@@ -72,6 +72,8 @@ CONTENT_EVENT_PREFIX: Final = "gen_ai."
 
 # --- GenAI semantic conventions: usage ------------------------------------------------------------
 
+GEN_AI_USAGE_PREFIX: Final = "gen_ai.usage."
+"""Every usage (and cost) attribute starts so."""
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 """All input tokens of the call, cached ones included."""
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
@@ -150,8 +152,9 @@ PROMPT_VERSION: Final = "spancost.prompt.version"
 PROMPT_SYSTEM_TOKENS: Final = "spancost.prompt.system_tokens"
 """An estimate (characters / 4) of the system prompt's size in tokens; recorded without its text."""
 DUPLICATE_OF: Final = "spancost.duplicate_of"
-"""On an inference span nested in another one for the same model call (two instrumentations saw it):
-the span id of the one that counts. Duplicates are neither priced nor summed."""
+"""On a span that was a second inference span for the same model call (two instrumentations saw it,
+one inside the other): the span id of the one that counts. The duplicate is exported without its
+operation name and usage, so that exactly one inference span per call reaches the exporter."""
 WORKSPACE_ID: Final = "spancost.workspace.id"
 """Tenant, team or workspace the call was made for."""
 FEATURE: Final = "spancost.feature"

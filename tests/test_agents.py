@@ -285,13 +285,15 @@ def test_a_call_span_started_inside_spancosts_is_marked_duplicate(instrumented: 
 
     with spancost.agent("dedupe"):
         openai_client(handler).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    calls = [
-        s for s in instrumented.get_finished_spans() if s.attributes.get("gen_ai.operation.name") == "chat"
-    ]
-    priced = [s for s in calls if "gen_ai.usage.cost.amount" in s.attributes]
-    duplicates = [s for s in calls if "spancost.duplicate_of" in s.attributes]
-    assert len(priced) == len(duplicates) == 1
-    assert duplicates[0].attributes["spancost.duplicate_of"] == format(priced[0].context.span_id, "016x")
+    exported = instrumented.get_finished_spans()
+    calls = [s for s in exported if s.attributes.get("gen_ai.operation.name") == "chat"]
+    duplicates = [s for s in exported if "spancost.duplicate_of" in s.attributes]
+    assert len(calls) == 1, "exactly one inference span per call reaches the exporter"
+    assert calls[0].attributes["gen_ai.usage.cost.amount"] == CALL_COST
+    (duplicate,) = duplicates
+    assert duplicate.attributes["spancost.duplicate_of"] == format(calls[0].context.span_id, "016x")
+    assert not any(key.startswith("gen_ai.usage.") for key in duplicate.attributes)
+    assert duplicate.parent.span_id == calls[0].context.span_id, "it stays in the trace"
     (agent,) = _by_name(instrumented)["invoke_agent dedupe"]
     assert agent.attributes["spancost.rollup.llm_calls"] == 1
 
