@@ -11,7 +11,13 @@ OLD_ANTHROPIC := 1.13.0 0.75.0
 OLD_ANTHROPIC_DIR := $(VENV)/old-anthropic
 OLD_ANTHROPIC_STAMPS := $(foreach version,$(OLD_ANTHROPIC),$(OLD_ANTHROPIC_DIR)/$(version)/.installed)
 
-.PHONY: demo test lint install old-anthropic clean
+# OpenLLMetry's instrumentors, beside spancost's in one process: tests check that a call both see is
+# priced once. Installed without dependencies: they need only what .venv already has.
+OPENLLMETRY := opentelemetry-instrumentation-openai==0.62.4 opentelemetry-instrumentation-anthropic==0.62.4 \
+	opentelemetry-semantic-conventions-ai==0.5.1
+OPENLLMETRY_STAMP := $(VENV)/peers/openllmetry/.installed
+
+.PHONY: demo test lint install old-anthropic peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +34,17 @@ $(OLD_ANTHROPIC_DIR)/%/.installed: | $(STAMP)
 
 old-anthropic: $(OLD_ANTHROPIC_STAMPS)
 
+$(OPENLLMETRY_STAMP): | $(STAMP)
+	rm -rf $(VENV)/peers/openllmetry
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --target $(VENV)/peers/openllmetry $(OPENLLMETRY)
+	touch $@
+
+peers: $(OPENLLMETRY_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/spancost demo
 
-test: $(STAMP) $(OLD_ANTHROPIC_STAMPS)
+test: $(STAMP) $(OLD_ANTHROPIC_STAMPS) $(OPENLLMETRY_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q

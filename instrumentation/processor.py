@@ -25,7 +25,7 @@ from spancost.costing import cost_attributes, span_usage
 from spancost.instrumentation._inference import capture_content
 from spancost.instrumentation.call_metrics import CallMetrics
 from spancost.instrumentation.tags import current_hints, current_tags
-from spancost.instrumentation.tracking import OpenCalls, Rollups
+from spancost.instrumentation.tracking import EndedCalls, OpenCalls, Rollups
 from spancost.pricing.table import PriceTable
 from spancost.pricing.usage import Usage
 
@@ -94,6 +94,7 @@ class SpancostSpanProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._rollups = Rollups()
         self._open_calls = OpenCalls()
+        self._ended_calls = EndedCalls()
         self._metrics = CallMetrics(meter_provider)
 
     @property
@@ -155,7 +156,15 @@ class SpancostSpanProcessor(SpanProcessor):
         span_id = span.context.span_id
         # One plain-dict copy: cheaper to read than the SDK's attribute mapping, and the copy's base.
         attributes = dict(span.attributes or {})
+        inference = attributes.get(attr.GEN_AI_OPERATION_NAME) in attr.INFERENCE_OPERATIONS
+        if inference and attr.DUPLICATE_OF not in attributes:
+            # Two instrumentations that saw the same call without nesting: the same response id at
+            # overlapping times. The span that ended first counts.
+            first = self._ended_calls.seen(span, attributes.get(attr.GEN_AI_RESPONSE_ID))
+            if first is not None:
+                attributes[attr.DUPLICATE_OF] = format(first, "016x")
         if attr.DUPLICATE_OF in attributes:
+            self._open_calls.discard(span_id)
             self._rollups.ended(span_id)
             return _EnrichedSpan(span, _demoted(attributes))
         usage = span_usage(attributes)
@@ -163,7 +172,7 @@ class SpancostSpanProcessor(SpanProcessor):
         changed = bool(extra)
         attributes.update(extra)
         events = None
-        if attributes.get(attr.GEN_AI_OPERATION_NAME) in attr.INFERENCE_OPERATIONS:
+        if inference:
             self._open_calls.discard(span_id)
             self._count_call(span_id, attributes, usage, span)
             # spancost's own spans carry content only when the user opted in; others are checked.

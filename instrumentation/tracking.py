@@ -142,3 +142,29 @@ class OpenCalls:
 
     def discard(self, span_id: int) -> None:
         self._open.pop(span_id, None)
+
+
+class EndedCalls:
+    """Model-call spans that ended recently, by response id, to recognise a second span for the same
+    call from an instrumentation that did not nest inside the first (it may not even share its trace:
+    an instrumentation that does not make its span current leaves the SDK's span in a trace of its
+    own). Provider response ids are unique per call; the spans must also overlap in time."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._ended: dict[str, tuple[int, int, int]] = {}
+
+    def seen(self, span: Any, response_id: Any) -> int | None:
+        """The span id of an earlier span for the same call, or None (and this one is remembered)."""
+        if not isinstance(response_id, str) or not response_id:
+            return None
+        key = response_id
+        start, end = span.start_time or 0, span.end_time or 0
+        earlier = self._ended.get(key)
+        if earlier is not None and earlier[0] <= end and start <= earlier[1]:
+            return earlier[2]
+        self._ended[key] = (start, end, span.context.span_id)
+        if len(self._ended) > self._limit:
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                del self._ended[next(iter(self._ended))]
+        return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -37,7 +38,10 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def _client():
-    return openai_client(lambda request: httpx2.Response(200, json=CHAT))
+    # Every response has an id of its own, as a provider's do (spancost tells calls apart by it).
+    return openai_client(
+        lambda request: httpx2.Response(200, json={**CHAT, "id": f"chatcmpl-{uuid.uuid4().hex}"})
+    )
 
 
 def _by_name(exporter: InMemorySpanExporter) -> dict[str, list]:
