@@ -63,8 +63,9 @@ APP = textwrap.dedent("""
         anthropic.Anthropic(api_key="k", http_client=httpx2.Client(transport=transport)).messages.create(
             model="claude-haiku-4-5", max_tokens=200,
             messages=[{"role": "user", "content": "secret prompt"}])
-    print(json.dumps([{"name": s.name, "scope": s.instrumentation_scope.name, "attributes": dict(s.attributes)}
-                      for s in memory.get_finished_spans()], default=list))
+    spans = memory.get_finished_spans()
+    print(json.dumps([{"name": s.name, "scope": s.instrumentation_scope.name,
+                       "attributes": dict(s.attributes)} for s in spans], default=list))
 """)
 
 
