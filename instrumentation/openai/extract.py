@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
@@ -236,18 +236,8 @@ def with_stream_usage(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def openai_usage_attributes(usage: Any) -> dict[str, Any]:
-    """Usage attributes, normalised by `openai_usage`."""
-    normalised = openai_usage(usage)
-    # Newer SDKs report prompt-cache writes, which openai_usage does not read yet.
-    details = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
-    written = _int(_get(details, "cache_write_tokens"))
-    if written and not normalised.cache_write_tokens:
-        normalised = replace(normalised, cache_write_tokens=written)
-    return usage_attributes(normalised)
-
-
-def _get(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+    """Usage attributes, normalised by `openai_usage` (cached reads and writes included in the input)."""
+    return usage_attributes(openai_usage(usage))
 
 
 def _common(response: Any) -> dict[str, Any]:
