@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any
 
 from spancost import attributes as attr
 from spancost.instrumentation._inference import (
@@ -24,10 +24,6 @@ from spancost.instrumentation._inference import (
 )
 from spancost.instrumentation.openai import content
 from spancost.pricing.usage import openai_usage
-
-# TODO: move to spancost.attributes
-_GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = "gen_ai.embeddings.dimension.count"
-"""The number of dimensions the caller asked the embeddings to have (semantic conventions)."""
 
 Request = tuple[str, "str | None", dict[str, Any]]
 
@@ -183,7 +179,7 @@ def responses_request_attributes(client: Any, kwargs: Mapping[str, Any]) -> Requ
 
 
 def embeddings_params(*, dimensions: Any = None, **_ignored: Any) -> dict[str, Any]:
-    return {_GEN_AI_EMBEDDINGS_DIMENSION_COUNT: _int(dimensions)}
+    return {attr.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: _int(dimensions)}
 
 
 def embeddings_request_attributes(client: Any, kwargs: Mapping[str, Any]) -> Request:
