@@ -46,22 +46,30 @@ def reset_pipeline_state() -> None:
     _ready = False
 
 
-def otlp_exporter_from_env() -> SpanExporter | None:
-    """An OTLP span exporter when the standard OTEL_* variables name an endpoint, else None.
-
-    The protocol follows OTEL_EXPORTER_OTLP_TRACES_PROTOCOL / OTEL_EXPORTER_OTLP_PROTOCOL
-    (http/protobuf by default, as the specification says); endpoint and headers are read by the
-    exporter itself. Creating it opens no connection.
-    """
+def _otlp_protocol(signal: str) -> str | None:
+    """The OTLP protocol for `signal` (TRACES, METRICS) when the OTEL_* variables name an endpoint for
+    it, else None: OTEL_EXPORTER_OTLP_{signal}_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL, then
+    http/protobuf, the specification's default."""
     if not (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     ):
         return None
-    protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+    return (
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
         or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "http/protobuf"
     )
+
+
+def otlp_exporter_from_env() -> SpanExporter | None:
+    """An OTLP span exporter when the standard OTEL_* variables name an endpoint, else None.
+
+    Endpoint and headers are read by the exporter itself. Creating it opens no connection.
+    """
+    protocol = _otlp_protocol("TRACES")
+    if protocol is None:
+        return None
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
@@ -75,20 +83,12 @@ def otlp_meter_provider_from_env() -> MeterProvider | None:
     """A meter provider exporting over OTLP when the OTEL_* variables name an endpoint (and metrics are
     not turned off with OTEL_METRICS_EXPORTER=none), else None. Its reader exports on an interval; it
     opens no connection now."""
-    if os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none":
-        return None
-    if not (
-        os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    ):
+    protocol = _otlp_protocol("METRICS")
+    if protocol is None or os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none":
         return None
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    )
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     else:
