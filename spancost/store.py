@@ -128,11 +128,19 @@ class Store:
             raise StoreError(f"query failed on {redact(self.dsn)}: {err}\n{sql}") from err
         return Results(tuple(result.column_names), list(result.result_rows))
 
-    def command(self, sql: str) -> None:
+    def command(
+        self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
+    ) -> None:
         try:
-            self.client.command(sql)
+            self.client.command(sql, parameters=parameters, settings=settings)
         except Exception as err:
             raise StoreError(f"command failed on {redact(self.dsn)}: {err}\n{sql}") from err
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        try:
+            self.client.insert(table, rows, column_names=list(columns), database=self.database)
+        except Exception as err:
+            raise StoreError(f"insert into {table} failed on {redact(self.dsn)}: {err}") from err
 
     def close(self) -> None:
         self.client.close()

@@ -273,6 +273,57 @@ def report(store: str | None, days: int, as_json: bool) -> None:
     render_report(result, console)
 
 
+# --- reprice ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+@store_option
+@click.option(
+    "--since",
+    "since",
+    required=True,
+    metavar="DATE",
+    help="Re-price spans from this date (YYYY-MM-DD, UTC) or ISO time on.",
+)
+@click.option("--model", default=None, help="Only this model's spans (any spelling of its price entry).")
+@json_option
+def reprice(store: str | None, since: str, model: str | None, as_json: bool) -> None:
+    """Re-price stored spans with the current price table (bundled plus $SPANCOST_PRICES).
+
+    Costs are stored when calls are made and never recomputed behind your back; run this after a
+    price change. Spans whose cost came with them are left alone. Each re-priced span records the
+    new price version.
+    """
+    from rich.progress import Progress
+
+    from spancost.collector.reprice import reprice as run_reprice
+    from spancost.store import Store
+
+    moment = _parse_at(since)
+    assert moment is not None  # `since` is required
+    with (
+        boundary(as_json),
+        Store(store or default_dsn()) as opened,
+        Progress(console=err_console, transient=True, disable=as_json) as progress,
+    ):
+        task = progress.add_task("re-pricing spans", total=None)
+        result = run_reprice(opened, moment, model=model, progress=lambda n: progress.advance(task, n))
+    if as_json:
+        _print_json(result.as_json())
+        return
+    console.print(
+        f"examined {result.examined:,} model-call spans since {moment.date()}; re-priced {result.repriced:,} "
+        f"with the price table {result.version}"
+    )
+    console.print(
+        f"cost of the examined spans: {result.cost_before:f} USD before, {result.cost_after:f} USD now"
+    )
+    if result.kept_provider_cost:
+        console.print(f"{result.kept_provider_cost:,} spans kept the cost that came with them")
+    if result.days:
+        console.print("days rewritten: " + ", ".join(day.isoformat() for day in result.days), soft_wrap=True)
+
+
 # --- demo --------------------------------------------------------------------------------------------
 
 
