@@ -18,12 +18,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from spancost._log import log_once
-from spancost.collector.rows import COLUMNS, sanitised, span_row
+from spancost.collector.rows import span_row
 from spancost.collector.schema import DEFAULT_DATABASE, SchemaConfig, apply_schema
+from spancost.collector.sink import TRACES_TABLE, StoreDown, insert_rows
 
 logger = logging.getLogger("spancost.collector")
 
-TRACES_TABLE = "otel_traces"
+__all__ = ["TRACES_TABLE", "ClickHouseSpanExporter", "span_ids"]
 
 
 class ClickHouseSpanExporter(SpanExporter):
@@ -75,7 +76,7 @@ class ClickHouseSpanExporter(SpanExporter):
                 return SpanExportResult.SUCCESS
             try:
                 self._insert(client, rows)
-            except _StoreDown as err:
+            except StoreDown as err:
                 log_once(
                     logger,
                     f"exporter.insert:{self.dsn}",
@@ -87,26 +88,8 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def _insert(self, client: Any, rows: list[list[Any]]) -> None:
         """Insert `rows`; a batch with a bad row is split until the bad row is found and left out."""
-        try:
-            client.insert(TRACES_TABLE, rows, column_names=COLUMNS, database=self.config.database)
-            return
-        except Exception as err:
-            if _is_unavailable(err):
-                raise _StoreDown() from err
-            failure = err
-        if len(rows) > 1:
-            middle = len(rows) // 2
-            self._insert(client, rows[:middle])
-            self._insert(client, rows[middle:])
-            return
-        try:
-            client.insert(
-                TRACES_TABLE, [sanitised(rows[0])], column_names=COLUMNS, database=self.config.database
-            )
-        except Exception as err:
-            if _is_unavailable(err):
-                raise _StoreDown() from err
-            self._reject((rows[0][1], rows[0][2]), f"the table refused it: {failure}")
+        # No deduplication token: the SDK's batch processor never sends a failed batch again.
+        insert_rows(client, self.config.database, rows, token=None, reject=self._reject)
 
     def _reject(self, ids: tuple[str, str], why: str) -> None:
         self.rejected += 1
@@ -121,17 +104,6 @@ class ClickHouseSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
-
-
-class _StoreDown(Exception):
-    """The store did not answer: the whole batch failed, nothing is known to be wrong with it."""
-
-
-def _is_unavailable(error: Exception) -> bool:
-    """Connection-level failures, as opposed to a batch the table refused."""
-    from clickhouse_connect.driver.exceptions import OperationalError
-
-    return isinstance(error, (OperationalError, ConnectionError, TimeoutError))
 
 
 def span_ids(span: ReadableSpan) -> tuple[str, str]:

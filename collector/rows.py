@@ -2,13 +2,17 @@
 
 Attribute values become strings as the upstream exporter renders them (pdata's `AsString`):
 integers in decimal, doubles in plain positional notation (never `1e-05`), booleans as
-`true`/`false`, arrays as JSON. Span kind and status code use pdata's names (`Client`, `Ok`).
+`true`/`false`, bytes as base64, arrays and maps as the JSON Go's encoding/json writes (`pdata_json`).
+Span kind and status code use pdata's names (`Client`, `Ok`). The OTLP receivers (`otlp.py`) render
+decoded OTLP values with the same functions.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -56,18 +60,72 @@ STATUS_CODES = {StatusCode.UNSET: "Unset", StatusCode.OK: "Ok", StatusCode.ERROR
 
 def format_double(value: float) -> str:
     """A double as Go's strconv.FormatFloat(v, 'f', -1, 64): shortest round-trip digits, no exponent."""
+    text = repr(value)
+    if "e" not in text and "n" not in text:  # the usual case: repr is already positional
+        return text[:-2] if text.endswith(".0") else text
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    text = format(Decimal(repr(value)), "f")
+    text = format(Decimal(text), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _json_value(value: Any) -> Any:
+class _NotJson(ValueError):
+    """A value Go's encoding/json refuses (NaN, infinities): pdata then renders the whole value as ""."""
+
+
+# Go's encoding/json escapes these beyond what Python's json does (HTML-safe output by default).
+_GO_ESCAPES = re.compile("[<>&\u2028\u2029]")
+_GO_ESCAPE_TABLE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C-accelerated
+
+
+def _json_string(text: str) -> str:
+    encoded = _encode_string(text)
+    return encoded.translate(_GO_ESCAPE_TABLE) if _GO_ESCAPES.search(encoded) else encoded
+
+
+def _json_double(value: float) -> str:
+    """A float64 as encoding/json writes it: positional between 1e-6 and 1e21, else exponent form."""
+    if math.isnan(value) or math.isinf(value):
+        raise _NotJson(value)
+    size = abs(value)
+    if size != 0 and (size < 1e-6 or size >= 1e21):
+        text = repr(value)  # same shortest digits; Go then writes e-7 where Python writes e-07
+        return re.sub(r"e([-+])0(\d)$", r"e\g<1>\g<2>", text)
+    return format_double(value)
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, str):
+        return _json_string(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _json_double(value)
+    if value is None:
+        return "null"
     if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    return value
+        return '"' + base64.b64encode(value).decode("ascii") + '"'
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{_json_string(str(k))}:{_json(value[k])}" for k in sorted(value)) + "}"
+    if isinstance(value, Sequence):
+        return "[" + ",".join(map(_json, value)) + "]"
+    return _json_string(str(value))
+
+
+def pdata_json(value: Any) -> str:
+    """An array or map as pdata's AsString writes it: Go's json.Marshal of its raw value (compact, map keys
+    sorted, `<>&` escaped, bytes as base64), or "" when Go cannot encode it (NaN, infinities)."""
+    try:
+        return _json(value)
+    except _NotJson:
+        return ""
 
 
 def attribute_string(value: Any) -> str:
@@ -80,8 +138,10 @@ def attribute_string(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return format_double(value)
-    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-        return json.dumps([_json_value(v) for v in value], ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (Sequence, Mapping)):
+        return pdata_json(value)
     return str(value)
 
 

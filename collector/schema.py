@@ -15,14 +15,27 @@ from typing import Any
 
 import spancost
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump with every change to the DDL below, and add the migration that takes a store there."""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("llm_calls_mv_drop",),
+    3: (
+        "traces_dedup_window_alter",
+        "traces_trace_id_ts_dedup_window_alter",
+        "llm_calls_dedup_window_alter",
+        "llm_daily_dedup_window_alter",
+    ),
 }
 """Statements (template names) that take a store from the version before to this one; they run
-before the CREATE ... IF NOT EXISTS statements, which then recreate what they dropped."""
+before the CREATE ... IF NOT EXISTS statements, which then recreate what they dropped (so an ALTER
+here may only touch a table that every earlier version created)."""
+
+DEDUP_WINDOW_BLOCKS = 10_000
+"""How many recently inserted blocks each MergeTree table remembers (by deduplication token) to drop
+a block inserted again: a batch replayed from the collector's spool after ClickHouse took it but
+before the spool knew. The collector replays such a batch within a few blocks of the first attempt;
+at 5 batches a second this window is half an hour."""
 
 DEFAULT_DATABASE = "otel"
 """The upstream collector exporter's default database, so both can share one store."""
@@ -72,6 +85,14 @@ def engine(config: SchemaConfig, family: str, table: str) -> str:
     return f"Replicated{family}({path}, '{{replica}}')"
 
 
+def dedup_window(config: SchemaConfig) -> str:
+    """The table setting that keeps the last `DEDUP_WINDOW_BLOCKS` block ids. Non-replicated MergeTree
+    keeps none by default; every table a view writes needs its own, since each view's block is
+    deduplicated in its target table."""
+    name = "replicated_deduplication_window" if config.cluster else "non_replicated_deduplication_window"
+    return f"{name} = {DEDUP_WINDOW_BLOCKS}"
+
+
 def ttl(config: SchemaConfig, time_expression: str) -> str:
     return f"TTL {time_expression} + toIntervalDay({config.ttl_days})" if config.ttl_days else ""
 
@@ -107,6 +128,7 @@ def render_statements(config: SchemaConfig, upgrade_from: int | None = None) -> 
             "on_cluster": on_cluster(config),
             "engine": engine(config, family, table) if family and table else "",
             "ttl": ttl(config, time_expression) if time_expression else "",
+            "dedup_window": dedup_window(config),
         }
         statements.append((f"{template}.sql", _sql(template).format_map(values).strip()))
     return statements

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spancost import attributes as attr
 from spancost._log import log_once
+from spancost.content import without_content as _without_content
 from spancost.costing import cost_attributes, span_usage
 from spancost.instrumentation._inference import capture_content
 from spancost.instrumentation.call_metrics import CallMetrics
@@ -221,18 +222,6 @@ def _demoted(attributes: dict[str, Any]) -> dict[str, Any]:
         for key, value in attributes.items()
         if key != attr.GEN_AI_OPERATION_NAME and not key.startswith(attr.GEN_AI_USAGE_PREFIX)
     }
-
-
-def _without_content(attributes: dict[str, Any], events: Sequence[Any]) -> Sequence[Any] | None:
-    """Remove prompt and completion text that another instrumentation put on a model-call span
-    (the user did not opt in to content). Returns the remaining events when anything was removed."""
-    content = [
-        key for key in attributes if key in attr.CONTENT_ATTRIBUTES or key.startswith(attr.CONTENT_PREFIXES)
-    ]
-    for key in content:
-        del attributes[key]
-    kept = tuple(event for event in events if not event.name.startswith(attr.CONTENT_EVENT_PREFIX))
-    return kept if content or len(kept) != len(events) else None
 
 
 def installed_processor(tracer_provider: Any) -> SpancostSpanProcessor | None:

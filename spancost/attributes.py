@@ -111,6 +111,51 @@ OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 """The service tier that served an OpenAI call."""
 
+# --- Older spellings other emitters still send (read, never written) ---------------------------------
+# OpenLLMetry: traceloop/openllmetry packages/opentelemetry-semantic-conventions-ai/opentelemetry/
+# semconv_ai/__init__.py, `SpanAttributes` (v0.4.x: LLM_USAGE_PROMPT_TOKENS, LLM_REQUEST_TYPE, ...;
+# v0.5.x keeps them as "Legacy LLM_* aliases"). OpenLIT: openlit/openlit
+# sdk/python/src/openlit/semcov/__init__.py, `SemanticConvention` (GEN_AI_USAGE_COST, ...).
+
+GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+"""OpenLLMetry's (semconv-ai `LLM_USAGE_PROMPT_TOKENS`) and older OpenLIT's all-input token count."""
+GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+"""OpenLLMetry's (semconv-ai `LLM_USAGE_COMPLETION_TOKENS`) and older OpenLIT's output token count."""
+LLM_USAGE_PROMPT_TOKENS: Final = "llm.usage.prompt_tokens"
+"""The earliest OpenLLMetry releases' input token count (before the `gen_ai.` rename)."""
+LLM_USAGE_COMPLETION_TOKENS: Final = "llm.usage.completion_tokens"
+"""The earliest OpenLLMetry releases' output token count."""
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_OLD: Final = "gen_ai.usage.cache_read_input_tokens"
+"""OpenLLMetry's cache-read count before v0.5 (semconv-ai `LLM_USAGE_CACHE_READ_INPUT_TOKENS`)."""
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_OLD: Final = "gen_ai.usage.cache_creation_input_tokens"
+"""OpenLLMetry's cache-write count before v0.5 (semconv-ai `LLM_USAGE_CACHE_CREATION_INPUT_TOKENS`)."""
+GEN_AI_USAGE_REASONING_TOKENS: Final = "gen_ai.usage.reasoning_tokens"
+"""Reasoning tokens as OpenLLMetry v0.5 (`GEN_AI_USAGE_REASONING_TOKENS`) and OpenLIT spell them."""
+LLM_USAGE_REASONING_TOKENS: Final = "llm.usage.reasoning_tokens"
+"""Reasoning tokens as OpenLLMetry spelled them before v0.5 (`LLM_USAGE_REASONING_TOKENS`)."""
+GEN_AI_USAGE_COST: Final = "gen_ai.usage.cost"
+"""OpenLIT's cost of the call in USD (`GEN_AI_USAGE_COST`), computed by OpenLIT from its own price list."""
+GEN_AI_RESPONSE_SERVICE_TIER: Final = "gen_ai.response.service_tier"
+"""OpenLIT's service tier that served the call (`GEN_AI_RESPONSE_SERVICE_TIER`)."""
+LLM_REQUEST_TYPE: Final = "llm.request.type"
+"""OpenLLMetry's kind of call (`LLM_REQUEST_TYPE`: chat, completion, embedding, rerank), the operation
+name of spans that carry no `gen_ai.operation.name`; see `LLM_REQUEST_TYPES`."""
+GEN_AI_PROMPT: Final = "gen_ai.prompt"
+"""OpenLIT's prompt text (`GEN_AI_CONTENT_PROMPT`); content."""
+GEN_AI_COMPLETION: Final = "gen_ai.completion"
+"""OpenLIT's completion text (`GEN_AI_CONTENT_COMPLETION`); content."""
+GEN_AI_CONTENT_REVISED_PROMPT: Final = "gen_ai.content.revised_prompt"
+"""OpenLIT's revised image prompt (`GEN_AI_CONTENT_REVISED_PROMPT`); content."""
+
+OLDER_CONTENT_ATTRIBUTES: Final = frozenset({GEN_AI_PROMPT, GEN_AI_COMPLETION, GEN_AI_CONTENT_REVISED_PROMPT})
+"""Content attributes of older emitters, kept only when the user opts in (like `CONTENT_ATTRIBUTES`)."""
+
+# --- spancost: collector ------------------------------------------------------------------------------
+
+TRUNCATED_ATTRIBUTES: Final = "spancost.truncated"
+"""Set by the collector on a span whose values it shortened to its size limit: the JSON list of what was
+cut (`name`, `status.message`, an attribute key, `resource.<key>`, `events.<i>.<key>`, `links.<i>.<key>`)."""
+
 # --- General conventions ----------------------------------------------------------------------------
 
 ERROR_TYPE: Final = "error.type"
@@ -225,6 +270,13 @@ INFERENCE_OPERATIONS: Final = frozenset(
 
 ROLLUP_OPERATIONS: Final = frozenset({Operation.INVOKE_AGENT.value, Operation.INVOKE_WORKFLOW.value})
 """Operations whose spans carry the roll-up of the model calls under them."""
+
+LLM_REQUEST_TYPES: Final = {
+    "chat": Operation.CHAT.value,
+    "completion": Operation.TEXT_COMPLETION.value,
+    "embedding": Operation.EMBEDDINGS.value,
+}
+"""`llm.request.type` values that are one model call → the `gen_ai.operation.name` they stand for."""
 
 
 class CostStatus(str, Enum):

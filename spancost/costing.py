@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,39 +54,115 @@ def span_model(attributes: Mapping[str, Any]) -> str | None:
     )
 
 
+def span_operation(attributes: Mapping[str, Any]) -> Any:
+    """`gen_ai.operation.name`, else what OpenLLMetry's `llm.request.type` stands for (None: neither)."""
+    operation = attributes.get(attr.GEN_AI_OPERATION_NAME)
+    if operation is None:
+        older = attributes.get(attr.LLM_REQUEST_TYPE)
+        if older is not None:
+            return attr.LLM_REQUEST_TYPES.get(older) if isinstance(older, str) else None
+    return operation
+
+
+# Older spellings of each count, read only when the semantic-convention name is absent (see the names
+# module for where each comes from). OpenLLMetry's prompt tokens are all input (its anthropic
+# instrumentation adds cache reads and writes to them), the semantic-convention meaning.
+_OLDER_INPUT = (attr.GEN_AI_USAGE_PROMPT_TOKENS, attr.LLM_USAGE_PROMPT_TOKENS)
+_OLDER_OUTPUT = (attr.GEN_AI_USAGE_COMPLETION_TOKENS, attr.LLM_USAGE_COMPLETION_TOKENS)
+_CACHE_READ = (attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS_OLD)
+_CACHE_WRITE = (
+    attr.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS_OLD,
+)
+_REASONING = (
+    attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    attr.GEN_AI_USAGE_REASONING_TOKENS,
+    attr.LLM_USAGE_REASONING_TOKENS,
+)
+_SERVICE_TIER = (
+    attr.ANTHROPIC_RESPONSE_SERVICE_TIER,
+    attr.OPENAI_RESPONSE_SERVICE_TIER,
+    attr.GEN_AI_RESPONSE_SERVICE_TIER,
+)
+
+
+def _first_tokens(attributes: Mapping[str, Any], names: tuple[str, ...]) -> int | None:
+    for name in names:
+        value = _tokens(attributes.get(name))
+        if value is not None:
+            return value
+    return None
+
+
 def span_usage(attributes: Mapping[str, Any]) -> Usage | None:
-    """Usage from semantic-convention attributes, or None when the span reports no tokens."""
+    """Usage from semantic-convention attributes (or older spellings of them), or None when the span
+    reports no tokens."""
     input_tokens = _tokens(attributes.get(attr.GEN_AI_USAGE_INPUT_TOKENS))
+    if input_tokens is None:
+        input_tokens = _first_tokens(attributes, _OLDER_INPUT)
     output_tokens = _tokens(attributes.get(attr.GEN_AI_USAGE_OUTPUT_TOKENS))
+    if output_tokens is None:
+        output_tokens = _first_tokens(attributes, _OLDER_OUTPUT)
     if input_tokens is None and output_tokens is None:
         return None
-    cache_write = _tokens(attributes.get(attr.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS))
-    if cache_write is None:
-        cache_write = _tokens(attributes.get(attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
-    cache_write = cache_write or 0
-    tier = _text(attributes.get(attr.ANTHROPIC_RESPONSE_SERVICE_TIER)) or _text(
-        attributes.get(attr.OPENAI_RESPONSE_SERVICE_TIER)
-    )
+    cache_write = _first_tokens(attributes, _CACHE_WRITE) or 0
+    tier = None
+    for name in _SERVICE_TIER:
+        tier = _text(attributes.get(name))
+        if tier is not None:
+            break
     return Usage(
         input_tokens=input_tokens or 0,
         output_tokens=output_tokens or 0,
-        cache_read_tokens=_tokens(attributes.get(attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)) or 0,
+        cache_read_tokens=_first_tokens(attributes, _CACHE_READ) or 0,
         cache_write_tokens=cache_write,
         cache_write_1h_tokens=min(
             _tokens(attributes.get(attr.ANTHROPIC_CACHE_WRITE_1H_TOKENS)) or 0, cache_write
         ),
-        reasoning_tokens=_tokens(attributes.get(attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)) or 0,
+        reasoning_tokens=_first_tokens(attributes, _REASONING) or 0,
         service_tier=tier,
     )
 
 
 def is_inference(attributes: Mapping[str, Any]) -> bool:
     """Whether the span is one model call (and so the only kind of span that carries a cost)."""
-    operation = attributes.get(attr.GEN_AI_OPERATION_NAME)
+    operation = span_operation(attributes)
     if operation is not None:
         return operation in attr.INFERENCE_OPERATIONS
     # Emitters that set no operation name: a model and token counts make it a model call.
     return span_model(attributes) is not None and span_usage(attributes) is not None
+
+
+def _amount(value: Any) -> float | None:
+    """A cost that came with the span (a number, or its text once it went through OTLP), if usable."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+# Semantic-convention name → (older names, Usage field): counts an older emitter sent are also written
+# under the standard name, so that llm_calls and the dashboards (which read only standard names) see them.
+_STANDARD_COUNTS = (
+    (attr.GEN_AI_USAGE_INPUT_TOKENS, _OLDER_INPUT, "input_tokens"),
+    (attr.GEN_AI_USAGE_OUTPUT_TOKENS, _OLDER_OUTPUT, "output_tokens"),
+    (attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, _CACHE_READ[1:], "cache_read_tokens"),
+    (attr.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, _CACHE_WRITE[2:], "cache_write_tokens"),
+    (attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, _REASONING[1:], "reasoning_tokens"),
+)
+
+
+def _standard_spellings(attributes: Mapping[str, Any], usage: Usage | None, extra: dict[str, Any]) -> None:
+    if usage is None:
+        return
+    for standard, older, field in _STANDARD_COUNTS:
+        if standard not in attributes and any(name in attributes for name in older):
+            extra[standard] = getattr(usage, field)
 
 
 _UNREAD: Any = object()
@@ -101,22 +178,35 @@ def cost_attributes(
     """The attributes to add to a finished span so that it carries its cost; empty when none apply.
 
     A span that is not a model call, or that reports no usage, gets nothing. A span that already
-    carries a cost keeps it (marked `provider` when nobody said where it came from). An unknown
-    model is `unpriced`: no amount, never $0. `usage`, when the caller has already read it with
-    `span_usage`, saves reading it again.
+    carries a cost keeps it (marked `provider` when nobody said where it came from; OpenLIT's
+    `gen_ai.usage.cost` is copied to `gen_ai.usage.cost.amount`). An unknown model is `unpriced`: no
+    amount, never $0. Usage, cost and operation that an older emitter spelled its own way are also
+    written under the standard names. `usage`, when the caller has already read it with `span_usage`,
+    saves reading it again.
     """
-    if usage is _UNREAD:
-        usage = span_usage(attributes)
-    operation = attributes.get(attr.GEN_AI_OPERATION_NAME)
+    operation = span_operation(attributes)
     if operation is not None and operation not in attr.INFERENCE_OPERATIONS:
         return {}
-    if attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT) is not None:
+    extra: dict[str, Any] = {}
+    if operation is not None and attr.GEN_AI_OPERATION_NAME not in attributes:
+        extra[attr.GEN_AI_OPERATION_NAME] = operation
+    if usage is _UNREAD:
+        usage = span_usage(attributes)
+    amount = attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT)
+    if amount is None and attr.GEN_AI_USAGE_COST in attributes:
+        amount = _amount(attributes[attr.GEN_AI_USAGE_COST])
+        if amount is not None:
+            extra[attr.GEN_AI_USAGE_COST_AMOUNT] = amount
+            extra[attr.GEN_AI_USAGE_COST_CURRENCY] = "USD"  # OpenLIT prices in USD
+    if amount is not None:
+        _standard_spellings(attributes, usage, extra)
         if attributes.get(attr.COST_STATUS) is None:
-            return {attr.COST_STATUS: _PROVIDER}
-        return {}
+            extra[attr.COST_STATUS] = _PROVIDER
+        return extra
     model = span_model(attributes)
     if usage is None or model is None:
-        return {}
+        return extra
+    _standard_spellings(attributes, usage, extra)
     provider = _text(attributes.get(attr.GEN_AI_PROVIDER_NAME)) or _text(attributes.get(attr.GEN_AI_SYSTEM))
     at = dt.datetime.fromtimestamp(start_time_ns / 1e9, dt.timezone.utc) if start_time_ns else None
     cost = calc_cost(usage, model, provider=provider, at=at, table=table)
@@ -129,17 +219,21 @@ def cost_attributes(
             model,
             provider,
         )
-        return {attr.COST_STATUS: _UNPRICED}
-    return {
-        attr.GEN_AI_USAGE_COST_AMOUNT: float(cost.total),
-        attr.GEN_AI_USAGE_COST_CURRENCY: "USD",
-        attr.GEN_AI_USAGE_COST_SOURCE: _LOCAL,
-        attr.COST_STATUS: _PRICED,
-        attr.COST_INPUT: float(cost.input),
-        attr.COST_OUTPUT: float(cost.output),
-        attr.COST_CACHE_READ: float(cost.cache_read),
-        attr.COST_CACHE_WRITE: float(cost.cache_write),
-        attr.PRICE_KEY: cost.key,
-        attr.PRICE_VERSION: cost.version,
-        attr.PRICE_TIER: cost.tier,
-    }
+        extra[attr.COST_STATUS] = _UNPRICED
+        return extra
+    extra.update(
+        {
+            attr.GEN_AI_USAGE_COST_AMOUNT: float(cost.total),
+            attr.GEN_AI_USAGE_COST_CURRENCY: "USD",
+            attr.GEN_AI_USAGE_COST_SOURCE: _LOCAL,
+            attr.COST_STATUS: _PRICED,
+            attr.COST_INPUT: float(cost.input),
+            attr.COST_OUTPUT: float(cost.output),
+            attr.COST_CACHE_READ: float(cost.cache_read),
+            attr.COST_CACHE_WRITE: float(cost.cache_write),
+            attr.PRICE_KEY: cost.key,
+            attr.PRICE_VERSION: cost.version,
+            attr.PRICE_TIER: cost.tier,
+        }
+    )
+    return extra

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from spancost.collector.schema import DEFAULT_DATABASE, SchemaConfig, apply_schema
+from spancost.remote import RemoteError, RemoteQueries, ServeInfo
 
 STORE_ENV = "SPANCOST_STORE"
 DEFAULT_STORE_DIR = Path(".spancost") / "store"
@@ -108,6 +109,11 @@ class Store:
     ) -> None:
         self.dsn = dsn or default_dsn()
         self.config = config or SchemaConfig(database=dsn_database(self.dsn) or DEFAULT_DATABASE)
+        # An embedded store held by a running `spancost serve` is read through the server: asked
+        # first, because chdb prints its lock refusal on stderr before failing.
+        self._remote: RemoteQueries | None = _running_server(self.dsn)
+        if self._remote is not None:
+            return
         self.client = open_client(self.dsn)
         if create:
             try:
@@ -121,35 +127,71 @@ class Store:
     def database(self) -> str:
         return self.config.database
 
-    def query(self, sql: str, parameters: Mapping[str, Any] | Sequence[Any] | None = None) -> Results:
+    @property
+    def remote(self) -> bool:
+        """Whether queries go through a running server that holds this embedded store."""
+        return self._remote is not None
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Results:
+        if self._remote is not None:
+            try:
+                columns, rows = self._remote.query(sql, parameters)
+            except RemoteError as err:
+                raise StoreError(f"query failed on {redact(self.dsn)}: {err}\n{sql}") from err
+            return Results(columns, rows)
         try:
             result = self.client.query(sql, parameters=parameters)
         except Exception as err:
             raise StoreError(f"query failed on {redact(self.dsn)}: {err}\n{sql}") from err
         return Results(tuple(result.column_names), list(result.result_rows))
 
+    def _local(self, what: str) -> None:
+        if self._remote is not None:
+            raise StoreError(
+                f"{what} needs the store to itself, and {redact(self.dsn)} is held by the spancost serve at "
+                f"{self._remote.info.url} (pid {self._remote.info.pid}); stop it first"
+            )
+
     def command(
         self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
     ) -> None:
+        self._local("this command")
         try:
             self.client.command(sql, parameters=parameters, settings=settings)
         except Exception as err:
             raise StoreError(f"command failed on {redact(self.dsn)}: {err}\n{sql}") from err
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        self._local("writing")
         try:
             self.client.insert(table, rows, column_names=list(columns), database=self.database)
         except Exception as err:
             raise StoreError(f"insert into {table} failed on {redact(self.dsn)}: {err}") from err
 
     def close(self) -> None:
-        self.client.close()
+        if self._remote is None:
+            self.client.close()
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _running_server(dsn: str) -> RemoteQueries | None:
+    """The server holding the embedded store of `dsn`, if one runs (its pid alive, its file present)."""
+    path = chdb_path(dsn)
+    info = ServeInfo.read(path) if path is not None else None
+    if info is None:
+        return None
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return None  # a file left behind by a server that died
+    except PermissionError:
+        pass  # alive, under another user
+    return RemoteQueries(info)
 
 
 def without_database(dsn: str) -> str:

@@ -1,5 +1,6 @@
 -- One row per model call, typed: what every cost question is asked of.
--- ReplacingMergeTree keyed by the span: a span stored twice (a replayed batch) collapses to one row.
+-- ReplacingMergeTree keyed by the span: a span stored twice collapses to one row when parts merge; a
+-- replayed batch never gets here twice (its deduplication token is dropped, see dedup_window).
 CREATE TABLE IF NOT EXISTS {database}.llm_calls {on_cluster} (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
@@ -44,4 +45,4 @@ CREATE TABLE IF NOT EXISTS {database}.llm_calls {on_cluster} (
 PARTITION BY toYYYYMM(Timestamp)
 ORDER BY (toDate(Timestamp), ServiceName, PromptName, Model, TraceId, SpanId)
 {ttl}
-SETTINGS index_granularity = 8192
+SETTINGS index_granularity = 8192, {dedup_window}

@@ -25,3 +25,4 @@ PARTITION BY toYYYYMM(Date)
 ORDER BY (Date, ServiceName, Provider, Model, PromptName, PromptVersion, WorkspaceId, Feature, ExperimentVariant,
           CostStatus)
 {ttl}
+SETTINGS {dedup_window}

@@ -8,4 +8,4 @@ CREATE TABLE IF NOT EXISTS {database}.otel_traces_trace_id_ts {on_cluster} (
 PARTITION BY toStartOfWeek(Start)
 ORDER BY (TraceId)
 {ttl}
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, {dedup_window}

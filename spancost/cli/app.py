@@ -324,6 +324,168 @@ def reprice(store: str | None, since: str, model: str | None, as_json: bool) -> 
         console.print("days rewritten: " + ", ".join(day.isoformat() for day in result.days), soft_wrap=True)
 
 
+# --- serve -------------------------------------------------------------------------------------------
+
+
+class _Port(click.ParamType):
+    """A port number, 0 for any free port, or `off` for no receiver."""
+
+    name = "PORT|off"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() in ("off", "none", "no"):
+            return None
+        try:
+            port = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a port number, 0 or off", param, ctx)
+        if not 0 <= port <= 65535:
+            self.fail(f"{port} is not a port: give 0 (any free port) to 65535, or off", param, ctx)
+        return port
+
+
+@cli.command()
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
+@click.option("--http-port", type=_Port(), default="4318", show_default=True, help="OTLP/HTTP port, or off.")
+@click.option("--grpc-port", type=_Port(), default="4317", show_default=True, help="OTLP/gRPC port, or off.")
+@click.option(
+    "--auth-token",
+    envvar="SPANCOST_AUTH_TOKEN",
+    default=None,
+    metavar="TOKEN",
+    help="Bearer token every export (and query) must carry. Default: $SPANCOST_AUTH_TOKEN, else none.",
+)
+@click.option(
+    "--spool",
+    default=None,
+    metavar="DIR",
+    help="Where batches wait while the store is down. Default: beside an embedded store, else "
+    "./.spancost/spool.",
+)
+@click.option(
+    "--spool-max-mib", type=click.IntRange(min=1), default=1024, show_default=True, help="Spool size limit."
+)
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="NAME",
+    help="Create the schema ON CLUSTER NAME, with Replicated tables.",
+)
+@click.option(
+    "--ttl-days",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Drop spans older than this many days (0: keep them).",
+)
+@click.option(
+    "--batch-rows", type=click.IntRange(min=1), default=10_000, show_default=True, help="Spans per insert."
+)
+@click.option(
+    "--batch-delay",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="Seconds a span may wait for its batch to fill.",
+)
+@click.option(
+    "--queue-rows",
+    type=click.IntRange(min=1),
+    default=50_000,
+    show_default=True,
+    help="Spans held in memory; beyond it exports are told to retry (429).",
+)
+@click.option(
+    "--max-body-mib",
+    type=click.IntRange(min=1, max=2047),
+    default=16,
+    show_default=True,
+    help="Largest export body, after decompression.",
+)
+@click.option(
+    "--capture-content/--no-capture-content",
+    default=None,
+    help="Keep prompt and completion text other instrumentations send. Default: "
+    "$OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, else off.",
+)
+@click.option(
+    "--shutdown-grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to finish requests and flush the queue on SIGTERM.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def serve(
+    store: str | None,
+    host: str,
+    http_port: int | None,
+    grpc_port: int | None,
+    auth_token: str | None,
+    spool: str | None,
+    spool_max_mib: int,
+    cluster: str | None,
+    ttl_days: int,
+    batch_rows: int,
+    batch_delay: float,
+    queue_rows: int,
+    max_body_mib: int,
+    capture_content: bool | None,
+    shutdown_grace: float,
+    log_level: str,
+) -> None:
+    """Receive OTLP traces (gRPC and HTTP), price them, and store them in ClickHouse.
+
+    Runs until SIGTERM or Ctrl-C, then finishes the requests in flight and flushes its queue. While
+    the store is down, batches wait in the spool and are replayed once it answers.
+    """
+    import logging
+    from dataclasses import replace
+
+    from spancost.collector.config import MIB, ReceiverConfig
+    from spancost.collector.pipeline import PipelineConfig
+    from spancost.collector.server import ServeConfig, Server, spool_dir
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServeConfig(
+        dsn=store or default_dsn(),
+        receivers=ReceiverConfig.from_env(
+            host=host,
+            auth_token=auth_token,
+            max_body_bytes=max_body_mib * MIB,
+            capture_content=capture_content,
+        ),
+        pipeline=PipelineConfig(
+            max_batch_rows=batch_rows,
+            max_batch_delay_s=batch_delay,
+            max_queue_rows=max(queue_rows, batch_rows),
+            spool_dir=spool_dir(spool),
+            spool_max_bytes=spool_max_mib * MIB,
+            spool_segment_bytes=min(64 * MIB, spool_max_mib * MIB),
+        ),
+        cluster=cluster,
+        ttl_days=ttl_days,
+        shutdown_grace_s=shutdown_grace,
+    )
+    # `off` is None, which `with_` would read as "left unset": the ports are set directly.
+    config.receivers = replace(config.receivers, http_port=http_port, grpc_port=grpc_port)
+    with boundary(False):
+        try:
+            server = Server(config)
+        except ValueError as err:
+            raise click.UsageError(str(err)) from err
+        status = server.run()
+    sys.exit(status)
+
+
 # --- demo --------------------------------------------------------------------------------------------
 
 
