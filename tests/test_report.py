@@ -175,3 +175,19 @@ def test_every_named_query_has_a_title_and_runs(known_store) -> None:
         assert query.description, name
         assert "$__" not in queries.render(name, RANGE)
         known_store.query(queries.render(name, RANGE))
+
+
+def test_a_span_stored_twice_counts_once_in_every_section(known_store) -> None:
+    before = build_report(known_store, days=30, now=NOW)
+    # What a second collector behind a load balancer (or a client retry that outlived the collector's
+    # memory of span ids) does: the same spans inserted again, with ClickHouse's block deduplication
+    # off so that nothing upstream of the queries drops them. Merges are stopped so that the
+    # duplicates stay in llm_calls as separate rows: the queries alone must count them once.
+    known_store.command("SYSTEM STOP MERGES llm_calls")
+    known_store.command(
+        "INSERT INTO otel_traces SELECT * FROM otel_traces", settings={"insert_deduplicate": 0}
+    )
+    assert known_store.query("SELECT count() FROM llm_calls").single_value() == 2 * len(CALLS)
+    after = build_report(known_store, days=30, now=NOW)
+    assert after.sections == before.sections
+    assert (after.total_usd, after.calls) == (Decimal("0.045705"), 5)

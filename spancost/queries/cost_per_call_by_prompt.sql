@@ -7,7 +7,7 @@ SELECT
     toFloat64(quantileExact(0.5)(CostUSD)) AS p50_usd,
     toFloat64(quantileExact(0.95)(CostUSD)) AS p95_usd,
     toFloat64(max(CostUSD)) AS max_usd
-FROM llm_calls
+FROM llm_calls FINAL
 WHERE $__timeFilter(Timestamp) AND CostStatus IN ('priced', 'provider')
 GROUP BY prompt
 ORDER BY mean_usd DESC

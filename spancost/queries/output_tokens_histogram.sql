@@ -5,7 +5,7 @@ SELECT
     toUInt64(if(OutputTokens = 0, 0, pow(2, floor(log2(OutputTokens)) + 1) - 1)) AS bucket_to,
     count() AS calls,
     toFloat64(sum(CostUSD)) AS cost_usd
-FROM llm_calls
+FROM llm_calls FINAL
 WHERE $__timeFilter(Timestamp) AND Operation != 'embeddings'
 GROUP BY bucket_from, bucket_to
 ORDER BY bucket_from

@@ -4,10 +4,10 @@ SELECT
     if(PromptName = '', '(untagged)', PromptName) AS prompt,
     sum(CostUSD) AS cost_usd,
     if(sum(sum(CostUSD)) OVER () = 0, 0, toFloat64(sum(CostUSD) / sum(sum(CostUSD)) OVER ())) AS share,
-    sum(Calls) AS calls,
+    count() AS calls,
     sum(InputTokens) AS input_tokens,
     sum(OutputTokens) AS output_tokens
-FROM llm_daily
-WHERE $__dateFilter(Date)
+FROM llm_calls FINAL
+WHERE $__timeFilter(Timestamp)
 GROUP BY prompt
 ORDER BY cost_usd DESC
