@@ -32,6 +32,7 @@ from typing import Any
 
 from spancost.collector.dedup import RecentSpans
 from spancost.collector.ingest import Overloaded, Unavailable
+from spancost.collector.schema import SchemaConfig
 from spancost.collector.sink import ClickHouseSink, StoreDown
 from spancost.collector.spool import Spool, SpoolError
 from spancost.collector.tickets import Closed, Full, RequestQueue, Ticket
@@ -155,10 +156,18 @@ class BatchingPipeline:
 
     @classmethod
     def for_store(
-        cls, dsn: str, *, database: str, config: PipelineConfig = PipelineConfig()
+        cls,
+        dsn: str,
+        *,
+        database: str | None = None,
+        schema: SchemaConfig | None = None,
+        config: PipelineConfig = PipelineConfig(),
     ) -> BatchingPipeline:
-        """The pipeline for a store DSN, with its spool where `config` says (or the default place)."""
-        sink = ClickHouseSink(dsn, database=database, read_timeout_s=max(30.0, 3 * config.insert_deadline_s))
+        """The pipeline for a store DSN (its schema made as `schema` says, or plainly in `database`),
+        with its spool where `config` says (or the default place)."""
+        sink = ClickHouseSink(
+            dsn, database=database, schema=schema, read_timeout_s=max(30.0, 3 * config.insert_deadline_s)
+        )
         spool = Spool(
             config.spool_dir or default_spool_dir(dsn),
             max_bytes=config.spool_max_bytes,

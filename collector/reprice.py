@@ -29,7 +29,7 @@ from spancost import attributes as attr
 from spancost.collector.rows import attribute_string
 from spancost.costing import cost_attributes
 from spancost.pricing.table import PriceTable, pricing_table
-from spancost.store import Store
+from spancost.store import Store, StoreError
 
 # Everything the pricing stage writes; stripped before pricing again, so a model that lost its price
 # ends up `unpriced` rather than keeping a stale amount.
@@ -117,6 +117,7 @@ def reprice(
     progress: Callable[[int], None] | None = None,
 ) -> RepriceResult:
     """Re-price the model-call spans stored from `since` on (optionally one model's); see the module doc."""
+    _refuse_cluster(store)
     table = table or pricing_table()
     result = RepriceResult(version=table.version)
     models = _models(store, since, model, table)
@@ -153,6 +154,20 @@ def reprice(
     result.repriced = len(patches)
     result.days = sorted(days)
     return result
+
+
+def _refuse_cluster(store: Store) -> None:
+    """The mutations and partition rewrites below work on one server's tables; on a cluster they
+    would have to run on every shard's `_local` tables, which is not built yet."""
+    engine = store.query(
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = 'otel_traces'",
+        {"db": store.database},
+    ).rows
+    if engine and engine[0][0] == "Distributed":
+        raise StoreError(
+            f"{store.database}.otel_traces is a Distributed table (a store made with --cluster): "
+            "spancost reprice works on a single server's store only, so nothing was changed"
+        )
 
 
 def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:

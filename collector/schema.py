@@ -77,6 +77,12 @@ def on_cluster(config: SchemaConfig) -> str:
     return f"ON CLUSTER `{config.cluster}`" if config.cluster else ""
 
 
+def storage_table(config: SchemaConfig, table: str) -> str:
+    """Where `table`'s rows live: the table itself on one server; on a cluster, `{table}_local` on each
+    shard, behind a Distributed table that keeps the public name."""
+    return f"{table}_local" if config.cluster else table
+
+
 def engine(config: SchemaConfig, family: str, table: str) -> str:
     """`MergeTree()`-family engine, replicated when a cluster is configured."""
     if not config.cluster:
@@ -96,6 +102,17 @@ def dedup_window(config: SchemaConfig) -> str:
 def ttl(config: SchemaConfig, time_expression: str) -> str:
     return f"TTL {time_expression} + toIntervalDay({config.ttl_days})" if config.ttl_days else ""
 
+
+DISTRIBUTED_TABLES: dict[str, str] = {
+    "spancost_schema": "rand()",
+    "otel_traces": "cityHash64(TraceId)",
+    "otel_traces_trace_id_ts": "cityHash64(TraceId)",
+    "llm_calls": "cityHash64(TraceId)",
+    "llm_daily": "rand()",
+}
+"""The tables a cluster serves through Distributed tables, with their sharding keys. Sharding by trace
+keeps a trace on one shard, and with it any copy of a span: `llm_calls FINAL`, which merges copies
+shard by shard, then counts each span once."""
 
 # (template, table, engine family, TTL time expression or None), in the order they must be created.
 _STATEMENTS: tuple[tuple[str, str | None, str | None, str | None], ...] = (
@@ -121,16 +138,28 @@ def render_statements(config: SchemaConfig, upgrade_from: int | None = None) -> 
     if upgrade_from:
         for version in range(upgrade_from + 1, SCHEMA_VERSION + 1):
             migrations.extend((template, None, None, None) for template in MIGRATIONS.get(version, ()))
+    tables = {table: storage_table(config, table) for table in DISTRIBUTED_TABLES}
     statements = []
     for template, table, family, time_expression in [*migrations, *_STATEMENTS]:
         values = {
+            **tables,
             "database": f"`{config.database}`",
             "on_cluster": on_cluster(config),
-            "engine": engine(config, family, table) if family and table else "",
+            "engine": engine(config, family, storage_table(config, table)) if family and table else "",
             "ttl": ttl(config, time_expression) if time_expression else "",
             "dedup_window": dedup_window(config),
         }
         statements.append((f"{template}.sql", _sql(template).format_map(values).strip()))
+    if config.cluster:
+        for table, key in DISTRIBUTED_TABLES.items():
+            values = {
+                "database": f"`{config.database}`",
+                "on_cluster": on_cluster(config),
+                "table": table,
+                "local": tables[table],
+                "engine": f"Distributed('{config.cluster}', '{config.database}', '{tables[table]}', {key})",
+            }
+            statements.append(("distributed_table.sql", _sql("distributed_table").format_map(values).strip()))
     return statements
 
 
@@ -162,6 +191,8 @@ def apply_schema(client: Any, config: SchemaConfig = SchemaConfig()) -> int:
             f"the store's schema is version {found}, newer than this spancost's ({SCHEMA_VERSION}); "
             "upgrade spancost"
         )
+    if config.cluster and found:
+        _check_cluster_layout(client, config)
     for name, statement in render_statements(config, upgrade_from=found or None):
         try:
             client.command(statement)
@@ -173,5 +204,23 @@ def apply_schema(client: Any, config: SchemaConfig = SchemaConfig()) -> int:
             [[SCHEMA_VERSION, f"spancost {spancost.__version__}"]],
             column_names=["Version", "AppliedBy"],
             database=config.database,
+            # on a cluster the row goes through a Distributed table: wait until a shard has it
+            settings={"distributed_foreground_insert": 1} if config.cluster else None,
         )
     return SCHEMA_VERSION
+
+
+def _check_cluster_layout(client: Any, config: SchemaConfig) -> None:
+    """A store first created for one server (tables under their public names, no `_local` tables)
+    cannot be turned into a sharded one by DDL: its data would have to move."""
+    engine_name = client.query(
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = 'otel_traces'",
+        parameters={"db": config.database},
+    ).result_rows
+    if engine_name and engine_name[0][0] != "Distributed":
+        raise SchemaError(
+            f"`{config.database}`.otel_traces is a {engine_name[0][0]} table, not the Distributed table "
+            f"that --cluster {config.cluster} expects: this store was created without --cluster. Create "
+            "the clustered schema in a new database (…/DATABASE in the DSN) and move the data with "
+            "INSERT ... SELECT, or serve it without --cluster"
+        )

@@ -75,10 +75,7 @@ class Server:
             raise ValueError("invalid settings: " + "; ".join(problems))
         self.config = config
         schema = config.schema
-        self.pipeline = BatchingPipeline.for_store(
-            config.dsn, database=schema.database, config=config.pipeline
-        )
-        self.pipeline.sink.config = schema  # cluster and TTL reach the schema step
+        self.pipeline = BatchingPipeline.for_store(config.dsn, schema=schema, config=config.pipeline)
         self.receivers: Receivers | None = None
         self._queries: ReadQueries | None = None
         self._store_dir = chdb_path(config.dsn)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from spancost.collector.rows import COLUMNS, sanitised
-from spancost.collector.schema import SchemaConfig, apply_schema
+from spancost.collector.schema import DEFAULT_DATABASE, SchemaConfig, apply_schema, storage_table
 
 logger = logging.getLogger("spancost.collector")
 
@@ -31,6 +31,10 @@ _INSERT_SETTINGS = {
     "insert_deduplicate": 1,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
     "async_insert": 0,
+    # On a cluster `otel_traces` is a Distributed table: answer once the shards have the rows, not
+    # once they wait in its local queue, so that an acknowledgement still means "stored". (The old
+    # name, which servers before the rename accept too.)
+    "insert_distributed_sync": 1,
 }
 
 # ClickHouse error codes that say the store cannot take any batch now, not that this batch is bad:
@@ -177,13 +181,14 @@ class ClickHouseSink:
         self,
         dsn: str,
         *,
-        database: str,
+        database: str | None = None,
+        schema: SchemaConfig | None = None,
         create_schema: bool = True,
         read_timeout_s: float | None = None,
         open_client: Callable[[str], Any] | None = None,
     ) -> None:
         self.dsn = dsn
-        self.config = SchemaConfig(database=database)
+        self.config = schema or SchemaConfig(database=database or DEFAULT_DATABASE)
         self._create_schema = create_schema
         self._read_timeout_s = read_timeout_s
         self._open_client = open_client
@@ -249,16 +254,30 @@ class ClickHouseSink:
         """(TraceId, SpanId) of the rows in parts written in the last `within_s` seconds: what a
         client may still be retrying after a restart of the collector."""
         self.open()
+        # On a cluster, the parts of every shard's local table. Part names repeat across shards, so
+        # this may return more spans than were written lately: all of them stored, which is what
+        # matters to the caller.
+        parts = (
+            f"clusterAllReplicas('{self.config.cluster}', system.parts)"
+            if self.config.cluster
+            else "system.parts"
+        )
         sql = (
             f"SELECT TraceId, SpanId FROM `{self.database}`.{TRACES_TABLE}"
-            " WHERE _part IN (SELECT name FROM system.parts WHERE database = {db:String}"
-            f" AND table = '{TRACES_TABLE}' AND active"
+            f" WHERE _part IN (SELECT name FROM {parts} WHERE database = {{db:String}}"
+            " AND table = {table:String} AND active"
             " AND modification_time >= now() - toIntervalSecond({within:UInt32}))"
             " AND TraceId != '' AND SpanId != '' LIMIT {limit:UInt64}"
         )
         try:
             result = self._client.query(
-                sql, parameters={"db": self.database, "within": int(within_s), "limit": limit}
+                sql,
+                parameters={
+                    "db": self.database,
+                    "table": storage_table(self.config, TRACES_TABLE),
+                    "within": int(within_s),
+                    "limit": limit,
+                },
             )
         except Exception as err:
             if is_unavailable(err):

@@ -105,16 +105,23 @@ class Store:
     """A connected store with spancost's schema in place."""
 
     def __init__(
-        self, dsn: str | None = None, *, config: SchemaConfig | None = None, create: bool = True
+        self,
+        dsn: str | None = None,
+        *,
+        config: SchemaConfig | None = None,
+        create: bool = True,
+        client: Any = None,
     ) -> None:
+        """`client`: a clickhouse-connect client already open on `dsn` (one opened with options the
+        DSN cannot carry, such as a chdb configuration file), used instead of opening one."""
         self.dsn = dsn or default_dsn()
         self.config = config or SchemaConfig(database=dsn_database(self.dsn) or DEFAULT_DATABASE)
         # An embedded store held by a running `spancost serve` is read through the server: asked
         # first, because chdb prints its lock refusal on stderr before failing.
-        self._remote: RemoteQueries | None = _running_server(self.dsn)
+        self._remote: RemoteQueries | None = None if client is not None else _running_server(self.dsn)
         if self._remote is not None:
             return
-        self.client = open_client(self.dsn)
+        self.client = client if client is not None else open_client(self.dsn)
         if create:
             try:
                 apply_schema(self.client, self.config)

@@ -363,7 +363,8 @@ def test_otel_traces_has_exactly_the_upstream_columns(store) -> None:
             SchemaConfig(database="llm", cluster="prod", ttl_days=90),
             [
                 "CREATE DATABASE IF NOT EXISTS `llm` ON CLUSTER `prod`",
-                "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/llm/otel_traces', '{replica}')",
+                "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/llm/otel_traces_local',"
+                " '{replica}')",
                 "TTL toDateTime(Timestamp) + toIntervalDay(90)",
                 "TTL Date + toIntervalDay(90)",
             ],

@@ -3,7 +3,7 @@
 -- when it carries a model and token counts: the same rule as spancost.costing.is_inference. A span
 -- marked as the duplicate of another for the same call (two instrumentations saw it) is left out.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.llm_calls_mv {on_cluster}
-TO {database}.llm_calls
+TO {database}.{llm_calls}
 AS SELECT
     Timestamp,
     TraceId,
@@ -48,7 +48,7 @@ AS SELECT
     if(SpanAttributes['gen_ai.response.finish_reasons'] != '',
        JSONExtractString(SpanAttributes['gen_ai.response.finish_reasons'], 1),
        SpanAttributes['anthropic.message.stop_reason']) AS FinishReason
-FROM {database}.otel_traces
+FROM {database}.{otel_traces}
 WHERE (SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'embeddings', 'generate_content')
        OR (SpanAttributes['gen_ai.operation.name'] = ''
            AND (SpanAttributes['gen_ai.request.model'] != '' OR SpanAttributes['gen_ai.response.model'] != '')

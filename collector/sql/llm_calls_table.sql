@@ -1,7 +1,7 @@
 -- One row per model call, typed: what every cost question is asked of.
 -- ReplacingMergeTree keyed by the span: a span stored twice collapses to one row when parts merge; a
 -- replayed batch never gets here twice (its deduplication token is dropped, see dedup_window).
-CREATE TABLE IF NOT EXISTS {database}.llm_calls {on_cluster} (
+CREATE TABLE IF NOT EXISTS {database}.{llm_calls} {on_cluster} (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),

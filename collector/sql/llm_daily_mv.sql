@@ -1,5 +1,5 @@
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.llm_daily_mv {on_cluster}
-TO {database}.llm_daily
+TO {database}.{llm_daily}
 AS SELECT
     toDate(Timestamp) AS Date,
     ServiceName,
@@ -20,6 +20,6 @@ AS SELECT
     sum(ReasoningTokens) AS ReasoningTokens,
     toDecimal128(sum(CostUSD), 9) AS CostUSD,
     sum(DurationNs) AS DurationNs
-FROM {database}.llm_calls
+FROM {database}.{llm_calls}
 GROUP BY Date, ServiceName, Provider, Model, PromptName, PromptVersion, WorkspaceId, Feature, ExperimentVariant,
          CostStatus

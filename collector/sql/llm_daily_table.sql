@@ -1,6 +1,6 @@
 -- Daily totals of llm_calls by the dimensions the dashboards slice by (users are left out: too many).
 -- SummingMergeTree: read it with sum() and GROUP BY, since parts merge in the background.
-CREATE TABLE IF NOT EXISTS {database}.llm_daily {on_cluster} (
+CREATE TABLE IF NOT EXISTS {database}.{llm_daily} {on_cluster} (
     Date Date,
     ServiceName LowCardinality(String),
     Provider LowCardinality(String),

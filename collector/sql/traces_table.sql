@@ -1,6 +1,6 @@
 -- The upstream OpenTelemetry Collector clickhouse exporter's traces table: same columns, types and keys,
 -- so that the upstream exporter (create_schema: false) and spancost can write the same table.
-CREATE TABLE IF NOT EXISTS {database}.otel_traces {on_cluster} (
+CREATE TABLE IF NOT EXISTS {database}.{otel_traces} {on_cluster} (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
