@@ -11,7 +11,7 @@ COPY collector ./collector
 COPY dashboards ./dashboards
 # `embedded` brings chdb too, so the same image can also serve an embedded store on a volume.
 RUN pip install ".[embedded]" && useradd --system --uid 10001 --home-dir /var/lib/spancost spancost \
-    && mkdir -p /var/lib/spancost && chown spancost /var/lib/spancost
+    && mkdir -p /var/lib/spancost/spool && chown -R spancost /var/lib/spancost
 
 USER spancost
 WORKDIR /var/lib/spancost

@@ -117,6 +117,8 @@ def reprice(
     progress: Callable[[int], None] | None = None,
 ) -> RepriceResult:
     """Re-price the model-call spans stored from `since` on (optionally one model's); see the module doc."""
+    # refused up front: the reads below would otherwise go through a running server
+    store.require_local("re-pricing")
     _refuse_cluster(store)
     table = table or pricing_table()
     result = RepriceResult(version=table.version)

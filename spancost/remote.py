@@ -62,6 +62,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _parameter(value: Any) -> Any:
+    """A query parameter as the server's client will bind it: a time as UTC without an offset, the
+    text ClickHouse parses as DateTime/DateTime64 (it refuses ISO's `T` and `+00:00`)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, (list, tuple)):
+        return [_parameter(v) for v in value]
+    return _plain(value)
+
+
 def encode_result(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     """The server's answer to a query: columns, their ClickHouse types, and JSON-safe rows."""
     return json.dumps(
@@ -102,7 +114,9 @@ class RemoteQueries:
     def query(
         self, sql: str, parameters: Mapping[str, Any] | None = None
     ) -> tuple[tuple[str, ...], list[Any]]:
-        body = json.dumps({"sql": sql, "parameters": _plain(dict(parameters or {}))}).encode()
+        body = json.dumps(
+            {"sql": sql, "parameters": {k: _parameter(v) for k, v in (parameters or {}).items()}}
+        ).encode()
         request = urllib.request.Request(
             self.info.url.rstrip("/") + QUERY_PATH,
             data=body,

@@ -152,7 +152,8 @@ class Store:
             raise StoreError(f"query failed on {redact(self.dsn)}: {err}\n{sql}") from err
         return Results(tuple(result.column_names), list(result.result_rows))
 
-    def _local(self, what: str) -> None:
+    def require_local(self, what: str) -> None:
+        """Refuse `what` (a command that writes) while a running server holds this embedded store."""
         if self._remote is not None:
             raise StoreError(
                 f"{what} needs the store to itself, and {redact(self.dsn)} is held by the spancost serve at "
@@ -162,14 +163,14 @@ class Store:
     def command(
         self, sql: str, parameters: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None
     ) -> None:
-        self._local("this command")
+        self.require_local("this command")
         try:
             self.client.command(sql, parameters=parameters, settings=settings)
         except Exception as err:
             raise StoreError(f"command failed on {redact(self.dsn)}: {err}\n{sql}") from err
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
-        self._local("writing")
+        self.require_local("writing")
         try:
             self.client.insert(table, rows, column_names=list(columns), database=self.database)
         except Exception as err:
