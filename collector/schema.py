@@ -15,7 +15,7 @@ from typing import Any
 
 import spancost
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump with every change to the DDL below, and add the migration that takes a store there."""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -26,6 +26,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "llm_calls_dedup_window_alter",
         "llm_daily_dedup_window_alter",
     ),
+    4: (),  # agent_runs and its view: new, made by the CREATE statements
 }
 """Statements (template names) that take a store from the version before to this one; they run
 before the CREATE ... IF NOT EXISTS statements, which then recreate what they dropped (so an ALTER
@@ -109,6 +110,7 @@ DISTRIBUTED_TABLES: dict[str, str] = {
     "otel_traces_trace_id_ts": "cityHash64(TraceId)",
     "llm_calls": "cityHash64(TraceId)",
     "llm_daily": "rand()",
+    "agent_runs": "cityHash64(TraceId)",
 }
 """The tables a cluster serves through Distributed tables, with their sharding keys. Sharding by trace
 keeps a trace on one shard, and with it any copy of a span: `llm_calls FINAL`, which merges copies
@@ -125,6 +127,8 @@ _STATEMENTS: tuple[tuple[str, str | None, str | None, str | None], ...] = (
     ("llm_daily_table", "llm_daily", "SummingMergeTree", "Date"),
     ("llm_calls_mv", None, None, None),
     ("llm_daily_mv", None, None, None),
+    ("agent_runs_table", "agent_runs", "ReplacingMergeTree", "toDateTime(Timestamp)"),
+    ("agent_runs_mv", None, None, None),
 )
 
 

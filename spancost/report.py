@@ -75,6 +75,6 @@ def build_report(store: Store, days: int = 30, now: dt.datetime | None = None) -
     time_range = queries.TimeRange.last_days(days, now)
     report = Report(store=redact(store.dsn), time_range=time_range)
     for name in REPORT_QUERIES:
-        rows = store.query(queries.render(name, time_range)).dicts()
+        rows = store.query(queries.render(name, time_range, variables=queries.ALL_FILTERS)).dicts()
         report.sections[name] = fill_days(rows, time_range) if name == "daily_spend" else rows
     return report

@@ -80,6 +80,7 @@ def test_public_names_are_distributed_tables_sharded_by_trace() -> None:
         "otel_traces_trace_id_ts": "cityHash64(TraceId)",
         "llm_calls": "cityHash64(TraceId)",
         "llm_daily": "rand()",
+        "agent_runs": "cityHash64(TraceId)",
     }
 
 
@@ -89,6 +90,7 @@ def test_views_and_migrations_work_on_the_local_tables() -> None:
         "traces_trace_id_ts_mv.sql": ("otel_traces_trace_id_ts_local", "otel_traces_local"),
         "llm_calls_mv.sql": ("llm_calls_local", "otel_traces_local"),
         "llm_daily_mv.sql": ("llm_daily_local", "llm_calls_local"),
+        "agent_runs_mv.sql": ("agent_runs_local", "otel_traces_local"),
     }
     for name, (target, source) in views.items():
         assert f"TO `otel`.{target}\n" in rendered[name], name

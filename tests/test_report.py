@@ -169,12 +169,15 @@ def test_macro_errors_name_the_macro() -> None:
 
 
 def test_every_named_query_has_a_title_and_runs(known_store) -> None:
+    variables = {**queries.ALL_FILTERS, "budget_usd": "100", "anomaly_days": "30", "prompt_min_calls": "1"}
     for name in queries.names():
         query = queries.load(name)
         assert query.title, name
         assert query.description, name
-        assert "$__" not in queries.render(name, RANGE)
-        known_store.query(queries.render(name, RANGE))
+        rendered = queries.render(name, RANGE, variables=variables)
+        assert "$" not in rendered, name
+        assert "{{" not in rendered, name
+        known_store.query(rendered)
 
 
 def test_a_span_stored_twice_counts_once_in_every_section(known_store) -> None:

@@ -9,5 +9,6 @@ SELECT
     toFloat64(max(CostUSD)) AS max_usd
 FROM llm_calls FINAL
 WHERE $__timeFilter(Timestamp) AND CostStatus IN ('priced', 'provider')
+  AND {{filters}}
 GROUP BY prompt
 ORDER BY mean_usd DESC

@@ -7,5 +7,6 @@ SELECT
     countIf(CostStatus = 'unpriced') AS unpriced_calls
 FROM llm_calls FINAL
 WHERE $__timeFilter(Timestamp)
+  AND {{filters}}
 GROUP BY day
 ORDER BY day

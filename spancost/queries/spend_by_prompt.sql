@@ -9,5 +9,6 @@ SELECT
     sum(OutputTokens) AS output_tokens
 FROM llm_calls FINAL
 WHERE $__timeFilter(Timestamp)
+  AND {{filters}}
 GROUP BY prompt
 ORDER BY cost_usd DESC
