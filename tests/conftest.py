@@ -174,7 +174,8 @@ def record_calls(dsn: str, database: str, calls: list[dict[str, Any]]) -> None:
     """Write model-call spans through a hand-built pipeline: spancost stage → ClickHouse exporter.
 
     Each call: `at` (datetime), `model`, `input`, `output`, and optional `prompt`, `user`, `workspace`,
-    `provider`, `duration_ms`. The stage prices them as it would any span.
+    `provider`, `duration_ms`, `attributes` (more span attributes, such as cache tokens). The stage
+    prices them as it would any span.
     """
     from opentelemetry.sdk.trace import TracerProvider as Provider
 
@@ -200,6 +201,7 @@ def record_calls(dsn: str, database: str, calls: list[dict[str, Any]]) -> None:
             "spancost.workspace.id": call.get("workspace"),
         }
         attributes.update({k: v for k, v in tags.items() if v is not None})
+        attributes.update(call.get("attributes", {}))
         span = tracer.start_span(f"chat {call['model']}", start_time=start, attributes=attributes)
         span.end(end_time=start + int(call.get("duration_ms", 800) * 1e6))
     provider.shutdown()

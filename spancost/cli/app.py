@@ -521,3 +521,63 @@ def demo(store: str | None, days: int, actions: int, seed: int) -> None:
         result = run_demo(dsn, days=days, actions=actions, seed=seed, console=err_console)
     render_report(result, console)
     console.print(f"\nSee it again with: spancost report --store {dsn} --days {days}", soft_wrap=True)
+
+
+# --- dashboards -------------------------------------------------------------------------------------
+
+
+def config_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--config",
+        "config_path",
+        default=None,
+        metavar="FILE",
+        help="spancost.toml to read (default: $SPANCOST_CONFIG, else ./spancost.toml, else the defaults).",
+    )(func)
+
+
+def _load_config(path: str | None) -> Any:
+    from spancost.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except (ConfigError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+@cli.group()
+def dashboards() -> None:
+    """Grafana dashboards, alert rules and provisioning, generated from code and spancost.toml."""
+
+
+@dashboards.command("build")
+@config_option
+@click.option(
+    "--out",
+    default="dashboards/provisioning",
+    show_default=True,
+    metavar="DIR",
+    help="The provisioning directory Grafana mounts at /etc/grafana/provisioning.",
+)
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 when a build would change a file.")
+def dashboards_build(config_path: str | None, out: str, check: bool) -> None:
+    """Write the datasource, dashboards, alert rules, contact points and notification policy."""
+    from pathlib import Path
+
+    from spancost.dashboards import build
+
+    config = _load_config(config_path)
+    directory = Path(out)
+    source = config.source or "defaults"
+    if check:
+        problems = build.differences(config, directory)
+        if problems:
+            for problem in problems:
+                err_console.print(f"{directory}/{problem}")
+            raise click.ClickException(
+                f"{len(problems)} file(s) out of date: run `spancost dashboards build`"
+            )
+        console.print(f"{directory}: up to date with {source}")
+        return
+    written = build.write(config, directory)
+    console.print(f"wrote {len(written)} files under {directory} from {source}")

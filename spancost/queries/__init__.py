@@ -242,6 +242,19 @@ def _conditional_all(sql: str, variables: Mapping[str, str | Sequence[str]]) -> 
     return sql
 
 
+def expand_variables(sql: str, variables: Mapping[str, str | Sequence[str]]) -> str:
+    """`sql` with `$__conditionalAll` and the template variables expanded, the time macros left for
+    later: what the plugin's front end does before the query goes to its back end."""
+
+    def variable(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        if name not in variables:
+            raise QueryError(f"template variable ${name} has no value")
+        return _format_variable(name, variables[name], match.group(2))
+
+    return _VARIABLE.sub(variable, _conditional_all(sql, variables))
+
+
 def expand(
     sql: str,
     time_range: TimeRange,
@@ -253,16 +266,8 @@ def expand(
 
     `interval_s` defaults to the range over 1000 points, as Grafana picks it for a wide panel.
     """
-    variables = variables or {}
-
-    def variable(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(3)
-        if name not in variables:
-            raise QueryError(f"template variable ${name} has no value")
-        return _format_variable(name, variables[name], match.group(2))
-
     interval = interval_s if interval_s is not None else max(math.floor(time_range.seconds / 1000), 1)
-    with_variables = _VARIABLE.sub(variable, _conditional_all(sql, variables))
+    with_variables = expand_variables(sql, variables or {})
     return _MACRO.sub(
         lambda m: _expand_macro(
             m.group(1), [a.strip() for a in m.group(2).split(",")] if m.group(2) else [], time_range, interval

@@ -1,8 +1,8 @@
 -- This month's spend so far (UTC) and the share of the month gone, over at least one hour.
 SELECT
     toFloat64(sum(CostUSD)) AS spent_usd,
-    greatest(toUnixTimestamp(now()) - toUnixTimestamp(toStartOfMonth(now())), 3600)
-        / (toUnixTimestamp(toStartOfMonth(now()) + toIntervalMonth(1)) - toUnixTimestamp(toStartOfMonth(now())))
+    greatest(toUnixTimestamp($__toTime) - toUnixTimestamp(toStartOfMonth($__toTime)), 3600)
+        / (toUnixTimestamp(toStartOfMonth($__toTime) + toIntervalMonth(1)) - toUnixTimestamp(toStartOfMonth($__toTime)))
         AS elapsed
 FROM llm_calls FINAL
-WHERE Timestamp >= toStartOfMonth(now()) AND Timestamp <= now()
+WHERE Timestamp >= toStartOfMonth($__toTime) AND Timestamp <= $__toTime

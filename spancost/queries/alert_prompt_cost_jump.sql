@@ -4,12 +4,12 @@ SELECT prompt, (this_week - last_week) / last_week * 100 AS value
 FROM (
     SELECT
         if(PromptName = '', '(untagged)', PromptName) AS prompt,
-        toFloat64(avgIf(CostUSD, Timestamp > now() - toIntervalDay(7))) AS this_week,
-        toFloat64(avgIf(CostUSD, Timestamp <= now() - toIntervalDay(7))) AS last_week,
-        countIf(Timestamp > now() - toIntervalDay(7)) AS calls_this_week,
-        countIf(Timestamp <= now() - toIntervalDay(7)) AS calls_last_week
+        toFloat64(avgIf(CostUSD, Timestamp > $__toTime - toIntervalDay(7))) AS this_week,
+        toFloat64(avgIf(CostUSD, Timestamp <= $__toTime - toIntervalDay(7))) AS last_week,
+        countIf(Timestamp > $__toTime - toIntervalDay(7)) AS calls_this_week,
+        countIf(Timestamp <= $__toTime - toIntervalDay(7)) AS calls_last_week
     FROM llm_calls FINAL
-    WHERE Timestamp > now() - toIntervalDay(14) AND Timestamp <= now() AND CostStatus IN ('priced', 'provider')
+    WHERE Timestamp > $__toTime - toIntervalDay(14) AND Timestamp <= $__toTime AND CostStatus IN ('priced', 'provider')
     GROUP BY prompt
 )
 WHERE calls_this_week >= $prompt_min_calls AND calls_last_week >= $prompt_min_calls AND last_week > 0

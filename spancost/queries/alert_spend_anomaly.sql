@@ -8,14 +8,14 @@ SELECT
         0) AS value
 FROM (
     SELECT
-        sumIf(spend, day = today()) AS today_usd,
-        sumIf(spend, day < today()) / $anomaly_days AS mean_usd,
-        sqrt(greatest(sumIf(spend * spend, day < today()) / $anomaly_days - mean_usd * mean_usd, 0)) AS std_usd,
-        countIf(day < today()) AS days_with_spend
+        sumIf(spend, day = toDate($__toTime)) AS today_usd,
+        sumIf(spend, day < toDate($__toTime)) / $anomaly_days AS mean_usd,
+        sqrt(greatest(sumIf(spend * spend, day < toDate($__toTime)) / $anomaly_days - mean_usd * mean_usd, 0)) AS std_usd,
+        countIf(day < toDate($__toTime)) AS days_with_spend
     FROM (
         SELECT toDate(Timestamp) AS day, toFloat64(sum(CostUSD)) AS spend
         FROM llm_calls FINAL
-        WHERE Timestamp >= toStartOfDay(now()) - toIntervalDay($anomaly_days) AND Timestamp <= now()
+        WHERE Timestamp >= toStartOfDay($__toTime) - toIntervalDay($anomaly_days) AND Timestamp <= $__toTime
         GROUP BY day
     )
 )

@@ -11,10 +11,10 @@ FROM (
         sum(CostUSD) AS cost_usd,
         -- the pace of the month so far, over at least one hour so that a month's first minutes do
         -- not project a fortune
-        toFloat64(sum(CostUSD)) * (toUnixTimestamp(toStartOfMonth(now()) + toIntervalMonth(1))
-            - toUnixTimestamp(toStartOfMonth(now())))
-            / greatest(toUnixTimestamp(now()) - toUnixTimestamp(toStartOfMonth(now())), 3600) AS projected_usd
+        toFloat64(sum(CostUSD)) * (toUnixTimestamp(toStartOfMonth($__toTime) + toIntervalMonth(1))
+            - toUnixTimestamp(toStartOfMonth($__toTime)))
+            / greatest(toUnixTimestamp($__toTime) - toUnixTimestamp(toStartOfMonth($__toTime)), 3600) AS projected_usd
     FROM llm_calls FINAL
-    WHERE Timestamp >= toStartOfMonth(now()) AND Timestamp <= now()
+    WHERE Timestamp >= toStartOfMonth($__toTime) AND Timestamp <= $__toTime
       AND {{filters}}
 )

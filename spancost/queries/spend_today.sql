@@ -4,5 +4,5 @@ SELECT
     sum(CostUSD) AS cost_usd,
     count() AS calls
 FROM llm_calls FINAL
-WHERE Timestamp >= toStartOfDay(now()) AND Timestamp <= now()
+WHERE Timestamp >= toStartOfDay($__toTime) AND Timestamp <= $__toTime
   AND {{filters}}
