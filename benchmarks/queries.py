@@ -3,8 +3,10 @@ generated model calls in the embedded store, next to the same question asked of 
 
 The store is filled once by `spancost.demo.traffic` (a month of calls ending now, with agent runs:
 about 1.7 spans per call) and kept in `--store` for later runs. Before measuring, the script waits
-for ClickHouse's background merges to settle, as they would on a store that has been running; the
-part counts are printed, since `FINAL` costs more while parts overlap.
+for ClickHouse's background merges to settle and merges each past day of `llm_calls` and
+`agent_runs` into one part, as the tables' `min_age_to_force_merge_seconds` does an hour after a
+day's last insert on a store that has been running; the part counts are printed, since `FINAL`
+costs more while parts overlap.
 
 Each query is expanded as Grafana expands it (the dashboard's default range ending at the newest
 call, the panel's interval, every filter at All, the prompt dashboard on its busiest prompt), then
@@ -162,6 +164,21 @@ def settle(store: Store, limit_s: float = 900) -> dict[str, int]:
     return last or {}
 
 
+def merge_past_days(store: Store, today: dt.date) -> int:
+    """What `min_age_to_force_merge_seconds` does to llm_calls and agent_runs an hour after a day's
+    last insert: the day's partition becomes one part. Done here at once, for the days before
+    `today`, rather than waiting the hour; today's parts stay as they are. Returns the partitions merged."""
+    partitions = store.query(
+        "SELECT table, partition_id FROM system.parts WHERE database = {db:String} AND active"
+        " AND table IN ('llm_calls', 'agent_runs') GROUP BY table, partition_id"
+        " HAVING count() > 1 AND partition_id < {today:String}",
+        {"db": store.database, "today": f"{today:%Y%m%d}"},
+    ).rows
+    for table, partition in partitions:
+        store.command(f"OPTIMIZE TABLE `{store.database}`.{table} PARTITION ID '{partition}' FINAL")
+    return len(partitions)
+
+
 def fill(store: Store, calls: int) -> None:
     have = store.query("SELECT count() FROM llm_calls").single_value() or 0
     if have:
@@ -192,7 +209,10 @@ def main() -> None:
 
     store = Store(f"chdb://{args.store}")
     fill(store, args.calls)
+    settle(store)
+    merged = merge_past_days(store, dt.datetime.now(dt.timezone.utc).date())
     parts = settle(store)
+    print(f"merged {merged} partitions of past days into one part each")
     counts = store.query(
         "SELECT (SELECT count() FROM otel_traces), (SELECT count() FROM llm_calls), "
         "(SELECT count() FROM llm_daily), (SELECT count() FROM agent_runs), "

@@ -206,12 +206,13 @@ def _apply(store: Store, since: dt.datetime, patches: list[list[Any]], days: lis
             f"INSERT INTO `{database}`.llm_calls SELECT * FROM ({_view_select(store, 'llm_calls_mv')})"
             f" WHERE Timestamp >= {{since:DateTime64(9)}} AND {changed}",
             parameters={"since": since},
-            settings=_NO_DEDUP,
+            # llm_calls is partitioned by day: a re-price may span more days than one insert may by default
+            settings={**_NO_DEDUP, "max_partitions_per_insert_block": 0},
         )
     finally:
         store.command(f"DROP TABLE IF EXISTS {patch}")
-    for month in sorted({day.year * 100 + day.month for day in days}):
-        store.command(f"OPTIMIZE TABLE `{database}`.llm_calls PARTITION {month} FINAL")
+    for day in sorted(set(days)):
+        store.command(f"OPTIMIZE TABLE `{database}`.llm_calls PARTITION ID '{day:%Y%m%d}' FINAL")
     store.command(
         f"ALTER TABLE `{database}`.llm_daily DELETE WHERE Date IN {{days:Array(Date)}}",
         parameters={"days": days},

@@ -8,6 +8,7 @@ recorded, so running it again changes nothing.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -15,7 +16,9 @@ from typing import Any
 
 import spancost
 
-SCHEMA_VERSION = 4
+logger = logging.getLogger("spancost.collector")
+
+SCHEMA_VERSION = 5
 """Bump with every change to the DDL below, and add the migration that takes a store there."""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -27,6 +30,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "llm_daily_dedup_window_alter",
     ),
     4: (),  # agent_runs and its view: new, made by the CREATE statements
+    5: (),  # llm_calls and agent_runs by day: their rows move, see _repartition_by_day
 }
 """Statements (template names) that take a store from the version before to this one; they run
 before the CREATE ... IF NOT EXISTS statements, which then recreate what they dropped (so an ALTER
@@ -142,18 +146,11 @@ def render_statements(config: SchemaConfig, upgrade_from: int | None = None) -> 
     if upgrade_from:
         for version in range(upgrade_from + 1, SCHEMA_VERSION + 1):
             migrations.extend((template, None, None, None) for template in MIGRATIONS.get(version, ()))
+    statements = [
+        (f"{template}.sql", _render(config, template, table, family, time_expression))
+        for template, table, family, time_expression in [*migrations, *_STATEMENTS]
+    ]
     tables = {table: storage_table(config, table) for table in DISTRIBUTED_TABLES}
-    statements = []
-    for template, table, family, time_expression in [*migrations, *_STATEMENTS]:
-        values = {
-            **tables,
-            "database": f"`{config.database}`",
-            "on_cluster": on_cluster(config),
-            "engine": engine(config, family, storage_table(config, table)) if family and table else "",
-            "ttl": ttl(config, time_expression) if time_expression else "",
-            "dedup_window": dedup_window(config),
-        }
-        statements.append((f"{template}.sql", _sql(template).format_map(values).strip()))
     if config.cluster:
         for table, key in DISTRIBUTED_TABLES.items():
             values = {
@@ -165,6 +162,27 @@ def render_statements(config: SchemaConfig, upgrade_from: int | None = None) -> 
             }
             statements.append(("distributed_table.sql", _sql("distributed_table").format_map(values).strip()))
     return statements
+
+
+def _render(
+    config: SchemaConfig,
+    template: str,
+    table: str | None,
+    family: str | None,
+    time_expression: str | None,
+    renamed: dict[str, str] | None = None,
+) -> str:
+    """One statement; `renamed` puts other names in place of the schema's table names."""
+    values = {
+        **{name: storage_table(config, name) for name in DISTRIBUTED_TABLES},
+        **(renamed or {}),
+        "database": f"`{config.database}`",
+        "on_cluster": on_cluster(config),
+        "engine": engine(config, family, storage_table(config, table)) if family and table else "",
+        "ttl": ttl(config, time_expression) if time_expression else "",
+        "dedup_window": dedup_window(config),
+    }
+    return _sql(template).format_map(values).strip()
 
 
 def render_schema(config: SchemaConfig) -> str:
@@ -197,6 +215,8 @@ def apply_schema(client: Any, config: SchemaConfig = SchemaConfig()) -> int:
         )
     if config.cluster and found:
         _check_cluster_layout(client, config)
+    if found:
+        _repartition_by_day(client, config)
     for name, statement in render_statements(config, upgrade_from=found or None):
         try:
             client.command(statement)
@@ -228,3 +248,55 @@ def _check_cluster_layout(client: Any, config: SchemaConfig) -> None:
             "the clustered schema in a new database (…/DATABASE in the DSN) and move the data with "
             "INSERT ... SELECT, or serve it without --cluster"
         )
+
+
+DAILY_PARTITION_KEY = "toDate(Timestamp)"
+_BY_DAY = {
+    # table: (its CREATE template, the views to drop while its rows move: those writing it or fed by it)
+    "llm_calls": ("llm_calls_table", ("llm_calls_mv", "llm_daily_mv")),
+    "agent_runs": ("agent_runs_table", ("agent_runs_mv",)),
+}
+
+
+def _repartition_by_day(client: Any, config: SchemaConfig) -> None:
+    """Schema 5 partitions llm_calls and agent_runs by day (they were by month). A partition key cannot
+    be altered, so each table's rows are copied into a new table that then takes its name; the views
+    that write it are dropped first (the CREATE statements after this recreate them), so that nothing
+    is counted twice meanwhile. Safe to run again after an interruption: a table already by day is
+    left alone and a copy left behind is dropped."""
+    database = f"`{config.database}`"
+    for table, (template, views) in _BY_DAY.items():
+        name = storage_table(config, table)
+        copy, old = f"{name}_by_day", f"{name}_by_month"
+        key = client.query(
+            "SELECT partition_key FROM system.tables WHERE database = {db:String} AND name = {table:String}",
+            parameters={"db": config.database, "table": name},
+        ).result_rows
+        if not key or key[0][0] == DAILY_PARTITION_KEY:
+            for leftover in (copy, old):
+                client.command(f"DROP TABLE IF EXISTS {database}.`{leftover}` {on_cluster(config)}")
+            continue
+        if config.cluster:
+            # the rows would have to move on every shard; the monthly layout stays correct, only slower
+            logger.warning(
+                "%s.%s stays partitioned by month on cluster %s: copy it into a new database to get "
+                "the faster daily layout",
+                config.database,
+                name,
+                config.cluster,
+            )
+            continue
+        for view in views:
+            client.command(f"DROP VIEW IF EXISTS {database}.`{view}`")
+        client.command(f"DROP TABLE IF EXISTS {database}.`{copy}`")
+        _, _, family, time_expression = next(entry for entry in _STATEMENTS if entry[0] == template)
+        client.command(_render(config, template, table, family, time_expression, {table: copy}))
+        client.command(
+            f"INSERT INTO {database}.`{copy}` SELECT * FROM {database}.`{name}`",
+            settings={"max_partitions_per_insert_block": 0, "insert_deduplicate": 0},
+        )
+        client.command(
+            f"RENAME TABLE {database}.`{name}` TO {database}.`{old}`, "
+            f"{database}.`{copy}` TO {database}.`{name}`"
+        )
+        client.command(f"DROP TABLE {database}.`{old}`")

@@ -92,7 +92,7 @@ def test_a_version_2_store_gets_the_window_on_upgrade(store) -> None:
         database=store.database,
     )
 
-    assert apply_schema(store.client, store.config) == SCHEMA_VERSION == 4
+    assert apply_schema(store.client, store.config) == SCHEMA_VERSION == 5
     for table in DEDUP_TABLES:
         ddl = create_table_query(store, table)
         assert f"non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}" in ddl, table

@@ -18,7 +18,15 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 import spancost
 from spancost.collector.exporter import ClickHouseSpanExporter
 from spancost.collector.rows import attribute_string
-from spancost.collector.schema import SCHEMA_VERSION, SchemaConfig, SchemaError, apply_schema, render_schema
+from spancost.collector.schema import (
+    DAILY_PARTITION_KEY,
+    SCHEMA_VERSION,
+    SchemaConfig,
+    SchemaError,
+    apply_schema,
+    render_schema,
+    render_statements,
+)
 from spancost.instrumentation.processor import installed_processor
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
@@ -302,6 +310,122 @@ def test_a_version_1_store_is_migrated(store, chdb_dir: Path, store_config: Sche
     )
     exporter_for(chdb_dir, store_config).export([make_span(span_id=0x4), duplicate])
     assert store.query("SELECT SpanId FROM llm_calls").rows == [("0000000000000004",)]
+
+
+def _monthly_layout(store) -> None:
+    """Turn a fresh store's llm_calls and agent_runs back into schema 4's: partitioned by month."""
+    views = {name: sql for name, sql in render_statements(store.config) if name.endswith("_mv.sql")}
+    for view in ("llm_daily_mv", "llm_calls_mv", "agent_runs_mv"):
+        store.command(f"DROP VIEW {view}")
+    for table in ("llm_calls", "agent_runs"):
+        ddl = store.query(
+            "SELECT create_table_query FROM system.tables"
+            " WHERE database = currentDatabase() AND name = {t:String}",
+            {"t": table},
+        ).single_value()
+        monthly = ddl.replace(f".{table} ", f".{table}_m ", 1).replace(
+            "PARTITION BY toDate(Timestamp)", "PARTITION BY toYYYYMM(Timestamp)"
+        )
+        assert monthly != ddl
+        store.command(monthly)
+        store.command(f"INSERT INTO {table}_m SELECT * FROM {table}")
+        store.command(f"DROP TABLE {table}")
+        store.command(f"RENAME TABLE {table}_m TO {table}")
+    for sql in views.values():
+        store.command(sql)
+    store.command("TRUNCATE TABLE spancost_schema")
+    store.client.insert(
+        "spancost_schema",
+        [[4, "spancost 0.1.0"]],
+        column_names=["Version", "AppliedBy"],
+        database=store.database,
+    )
+
+
+def _layout(store) -> dict[str, object]:
+    return {
+        "partitions": dict(
+            store.query(
+                "SELECT name, partition_key FROM system.tables WHERE database = currentDatabase()"
+                " AND name IN ('llm_calls', 'agent_runs')"
+            ).rows
+        ),
+        "calls": store.query("SELECT count(), sum(CostUSD), groupArray(SpanId) FROM llm_calls").rows[0],
+        "daily": store.query("SELECT sum(Calls), sum(CostUSD) FROM llm_daily").rows[0],
+        "runs": store.query("SELECT count() FROM agent_runs").single_value(),
+        "tables": sorted(
+            name
+            for (name,) in store.query(
+                "SELECT name FROM system.tables WHERE database = currentDatabase()"
+            ).rows
+        ),
+    }
+
+
+def test_a_version_4_store_gets_daily_partitions_and_keeps_its_rows(
+    store, chdb_dir: Path, store_config: SchemaConfig
+) -> None:
+    """Schema 5 moves llm_calls and agent_runs to daily partitions: every row is kept, llm_daily (fed
+    by llm_calls) counts nothing twice, and the views write the new tables."""
+    priced = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+              "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"}
+    exporter_for(chdb_dir, store_config).export(
+        [
+            make_span(span_id=0x10, attributes=priced),
+            make_span("invoke_agent planner", span_id=0x11, attributes=agent),
+        ]
+    )
+    fresh = _layout(store)
+    assert fresh["partitions"] == {"llm_calls": DAILY_PARTITION_KEY, "agent_runs": DAILY_PARTITION_KEY}
+    _monthly_layout(store)
+    assert _layout(store)["partitions"] == {
+        "llm_calls": "toYYYYMM(Timestamp)",
+        "agent_runs": "toYYYYMM(Timestamp)",
+    }
+
+    assert apply_schema(store.client, store.config) == SCHEMA_VERSION
+    assert _layout(store) == fresh  # same rows, same tables, nothing left behind
+    assert apply_schema(store.client, store.config) == SCHEMA_VERSION
+    assert _layout(store) == fresh
+
+    exporter_for(chdb_dir, store_config).export([make_span(span_id=0x12, attributes=priced)])
+    after = _layout(store)
+    assert after["calls"][0] == 2
+    assert after["daily"][0] == 2
+    assert after["calls"][1] == after["daily"][1] == 2 * fresh["calls"][1]
+
+
+def test_past_days_of_llm_calls_and_agent_runs_become_one_part(store) -> None:
+    """A day's partition of one part is read with FINAL without merging; the tables ask ClickHouse to
+    merge each day into one part an hour after its last insert."""
+    for table in ("llm_calls", "agent_runs"):
+        ddl = store.query(
+            "SELECT create_table_query FROM system.tables"
+            " WHERE database = currentDatabase() AND name = {t:String}",
+            {"t": table},
+        ).single_value()
+        assert "PARTITION BY toDate(Timestamp)" in ddl
+        assert "min_age_to_force_merge_seconds = 3600" in ddl
+        assert "min_age_to_force_merge_on_partition_only = 1" in ddl
+
+
+def test_an_interrupted_repartition_is_finished_on_the_next_start(store, store_config: SchemaConfig) -> None:
+    """A copy left behind by a run that died is dropped; a table already by day is left alone."""
+    store.command("CREATE TABLE llm_calls_by_day AS llm_calls")
+    store.command("CREATE TABLE agent_runs_by_month AS agent_runs")
+    store.command("TRUNCATE TABLE spancost_schema")
+    store.client.insert(
+        "spancost_schema",
+        [[4, "spancost 0.1.0"]],
+        column_names=["Version", "AppliedBy"],
+        database=store.database,
+    )
+    assert apply_schema(store.client, store.config) == SCHEMA_VERSION
+    tables = {
+        name for (name,) in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
+    }
+    assert not {"llm_calls_by_day", "agent_runs_by_month"} & tables
 
 
 def test_a_store_with_a_newer_schema_is_refused(store) -> None:

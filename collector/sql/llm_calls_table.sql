@@ -42,7 +42,10 @@ CREATE TABLE IF NOT EXISTS {database}.{llm_calls} {on_cluster} (
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_user_id UserId TYPE bloom_filter(0.01) GRANULARITY 1
 ) ENGINE = {engine}
-PARTITION BY toYYYYMM(Timestamp)
+-- By day, each day forced into one part an hour after its last insert: a partition of one part needs
+-- no merging at FINAL (a span and its copies share a timestamp, so they share a partition).
+PARTITION BY toDate(Timestamp)
 ORDER BY (toDate(Timestamp), ServiceName, PromptName, Model, TraceId, SpanId)
 {ttl}
-SETTINGS index_granularity = 8192, {dedup_window}
+SETTINGS index_granularity = 8192, {dedup_window},
+    min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1
