@@ -167,6 +167,17 @@ def store(chdb_dir: Path, store_config: SchemaConfig) -> Iterator[Any]:
         opened.command(f"DROP DATABASE IF EXISTS `{store_config.database}`")
 
 
+def pretend_schema_version(store: Any, version: int) -> None:
+    """Make `store` say it has schema `version`, as a store an older spancost made would."""
+    store.command("TRUNCATE TABLE spancost_schema")
+    store.client.insert(
+        "spancost_schema",
+        [[version, "spancost 0.1.0"]],
+        column_names=["Version", "AppliedBy"],
+        database=store.database,
+    )
+
+
 # --- known traffic in a store -----------------------------------------------------------------------
 
 

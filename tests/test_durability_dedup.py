@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import pretend_schema_version
 from durability_process import (
     SPANS_PER_REQUEST,
     is_model_call,
@@ -84,13 +85,7 @@ def test_a_version_2_store_gets_the_window_on_upgrade(store) -> None:
     for table in DEDUP_TABLES:
         store.command(f"ALTER TABLE {table} RESET SETTING non_replicated_deduplication_window")
         assert "non_replicated_deduplication_window" not in create_table_query(store, table)
-    store.command("TRUNCATE TABLE spancost_schema")
-    store.client.insert(
-        "spancost_schema",
-        [[2, "spancost 0.1.0"]],
-        column_names=["Version", "AppliedBy"],
-        database=store.database,
-    )
+    pretend_schema_version(store, 2)
 
     assert apply_schema(store.client, store.config) == SCHEMA_VERSION == 5
     for table in DEDUP_TABLES:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import anthropic_client, openai_client
+from conftest import anthropic_client, openai_client, pretend_schema_version
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -284,13 +284,7 @@ def test_a_version_1_store_is_migrated(store, chdb_dir: Path, store_config: Sche
         "CREATE MATERIALIZED VIEW llm_calls_mv TO llm_calls"
         " AS SELECT Timestamp, TraceId, SpanId FROM otel_traces"
     )
-    store.command("TRUNCATE TABLE spancost_schema")
-    store.client.insert(
-        "spancost_schema",
-        [[1, "spancost 0.1.0"]],
-        column_names=["Version", "AppliedBy"],
-        database=store.database,
-    )
+    pretend_schema_version(store, 1)
 
     assert apply_schema(store.client, store.config) == SCHEMA_VERSION
     view = store.query(
@@ -333,13 +327,7 @@ def _monthly_layout(store) -> None:
         store.command(f"RENAME TABLE {table}_m TO {table}")
     for sql in views.values():
         store.command(sql)
-    store.command("TRUNCATE TABLE spancost_schema")
-    store.client.insert(
-        "spancost_schema",
-        [[4, "spancost 0.1.0"]],
-        column_names=["Version", "AppliedBy"],
-        database=store.database,
-    )
+    pretend_schema_version(store, 4)
 
 
 def _layout(store) -> dict[str, object]:
@@ -414,13 +402,7 @@ def test_an_interrupted_repartition_is_finished_on_the_next_start(store, store_c
     """A copy left behind by a run that died is dropped; a table already by day is left alone."""
     store.command("CREATE TABLE llm_calls_by_day AS llm_calls")
     store.command("CREATE TABLE agent_runs_by_month AS agent_runs")
-    store.command("TRUNCATE TABLE spancost_schema")
-    store.client.insert(
-        "spancost_schema",
-        [[4, "spancost 0.1.0"]],
-        column_names=["Version", "AppliedBy"],
-        database=store.database,
-    )
+    pretend_schema_version(store, 4)
     assert apply_schema(store.client, store.config) == SCHEMA_VERSION
     tables = {
         name for (name,) in store.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
