@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from spancost import queries
-from spancost.collector.schema import SchemaConfig, _sql, storage_table
 from spancost.config import load_config
 from spancost.dashboards import alerts, build, grafana
 from spancost.demo.traffic import TrafficPlan, generate
@@ -56,20 +55,15 @@ class Case:
 # --- the raw twin of a query -----------------------------------------------------------------------------
 
 
-def _view_select(view: str, config: SchemaConfig, **tables: str) -> str:
-    """The SELECT of a materialized view's DDL, over the tables named."""
-    names = {"otel_traces": storage_table(config, "otel_traces"), **tables}
-    text = _sql(view).format(database=config.database, on_cluster="", **names)
-    return text[text.index("AS SELECT") + len("AS ") :].strip()
-
-
-def raw_sources(config: SchemaConfig) -> dict[str, str]:
-    calls = _view_select("llm_calls_mv", config, llm_calls="llm_calls")
-    daily = _view_select("llm_daily_mv", config, llm_daily="llm_daily", llm_calls="llm_calls").replace(
-        f"{config.database}.llm_calls", f"({calls})"
+def raw_sources(store: Store) -> dict[str, str]:
+    """Each rollup as the SELECT of its view over raw spans; llm_daily's over llm_calls' own."""
+    calls = store.view_select("llm_calls_mv")
+    daily = re.sub(
+        rf"\b`?{store.database}`?\.`?llm_calls`?(?=\s|$)", f"({calls})", store.view_select("llm_daily_mv")
     )
-    runs = _view_select("agent_runs_mv", config, agent_runs="agent_runs")
-    return {"llm_calls": calls, "llm_daily": daily, "agent_runs": runs}
+    if daily == store.view_select("llm_daily_mv"):
+        raise SystemExit("llm_daily_mv does not read llm_calls as expected")
+    return {"llm_calls": calls, "llm_daily": daily, "agent_runs": store.view_select("agent_runs_mv")}
 
 
 _SOURCE = re.compile(r"\b(llm_calls|llm_daily|agent_runs)\b(\s+FINAL\b)?")
@@ -223,7 +217,7 @@ def main() -> None:
         f"otel_traces {counts[0]:,} spans, llm_calls {counts[1]:,}, llm_daily {counts[2]:,} rows, "
         f"agent_runs {counts[3]:,}; active parts {parts}; ranges end {end:%Y-%m-%d %H:%M:%S} UTC"
     )
-    sources = raw_sources(store.config)
+    sources = raw_sources(store)
     selected = [c for c in cases(store, end, sources) if args.only in c.name]
     print(
         "\n| query | rows | rollup ms | raw ms | raw / rollup | same answer |\n|---|---:|---:|---:|---:|---|"

@@ -203,7 +203,7 @@ def _apply(store: Store, since: dt.datetime, patches: list[list[Any]], days: lis
             settings={"mutations_sync": 2},
         )
         store.command(
-            f"INSERT INTO `{database}`.llm_calls SELECT * FROM ({_view_select(store, 'llm_calls_mv')})"
+            f"INSERT INTO `{database}`.llm_calls SELECT * FROM ({store.view_select('llm_calls_mv')})"
             f" WHERE Timestamp >= {{since:DateTime64(9)}} AND {changed}",
             parameters={"since": since},
             # llm_calls is partitioned by day: a re-price may span more days than one insert may by default
@@ -219,20 +219,8 @@ def _apply(store: Store, since: dt.datetime, patches: list[list[Any]], days: lis
         settings={"mutations_sync": 2},
     )
     store.command(
-        f"INSERT INTO `{database}`.llm_daily SELECT * FROM ({_view_select(store, 'llm_daily_mv')})"
+        f"INSERT INTO `{database}`.llm_daily SELECT * FROM ({store.view_select('llm_daily_mv')})"
         " WHERE Date IN {days:Array(Date)}",
         parameters={"days": days},
         settings=_NO_DEDUP,
     )
-
-
-def _view_select(store: Store, view: str) -> str:
-    """The SELECT of one of the schema's materialized views, as the server holds it: the one query
-    that fills the table, reused rather than written twice."""
-    select = store.query(
-        "SELECT as_select FROM system.tables WHERE database = {db:String} AND name = {view:String}",
-        {"db": store.database, "view": view},
-    ).single_value()
-    if not select:
-        raise RuntimeError(f"the store has no {view}; run `spancost` against it once to create the schema")
-    return str(select)

@@ -152,6 +152,19 @@ class Store:
             raise StoreError(f"query failed on {redact(self.dsn)}: {err}\n{sql}") from err
         return Results(tuple(result.column_names), list(result.result_rows))
 
+    def view_select(self, view: str) -> str:
+        """The SELECT of one of the schema's materialized views, as the store holds it: the one query
+        that fills its table, for whatever must fill it again (a re-price) or ask it of raw spans."""
+        select = self.query(
+            "SELECT as_select FROM system.tables WHERE database = {db:String} AND name = {view:String}",
+            {"db": self.database, "view": view},
+        ).single_value()
+        if not select:
+            raise StoreError(
+                f"{redact(self.dsn)} has no {view}; open it with spancost once to create the schema"
+            )
+        return str(select)
+
     def require_local(self, what: str) -> None:
         """Refuse `what` (a command that writes) while a running server holds this embedded store."""
         if self._remote is not None:
