@@ -6,6 +6,7 @@ values. The tests and benchmarks/queries.py run the dashboards' queries as Grafa
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -35,7 +36,7 @@ def time_range(model: Mapping[str, Any], end: dt.datetime) -> queries.TimeRange:
 def interval_seconds(panel: Mapping[str, Any], within: queries.TimeRange) -> float:
     """`$__interval`: the range over the panel's data points, never below the panel's minimum
     interval (its `interval`, such as 1h)."""
-    interval = max(within.seconds / DATA_POINTS, 1)
+    interval = max(math.floor(within.seconds / DATA_POINTS), 1)
     if panel.get("interval"):
         interval = max(interval, _seconds(panel["interval"]))
     return interval
