@@ -69,8 +69,12 @@ def raw_sources(store: Store) -> dict[str, str]:
 _SOURCE = re.compile(r"\b(llm_calls|llm_daily|agent_runs)\b(\s+FINAL\b)?")
 
 
+_PREWHERE = re.compile(r"\bPREWHERE\s+(.+?)\s+WHERE\s+", re.DOTALL)
+
+
 def to_raw(sql: str, sources: dict[str, str]) -> str:
-    return _SOURCE.sub(lambda m: f"({sources[m.group(1)]})", sql)
+    # a subquery has no PREWHERE: its condition joins the WHERE
+    return _SOURCE.sub(lambda m: f"({sources[m.group(1)]})", _PREWHERE.sub(r"WHERE (\1) AND ", sql))
 
 
 # --- the cases ---------------------------------------------------------------------------------------------

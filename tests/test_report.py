@@ -168,8 +168,18 @@ def test_macro_errors_name_the_macro() -> None:
         queries.load("nope")
 
 
+EVERY_VARIABLE = {**queries.ALL_FILTERS, "budget_usd": "100", "anomaly_days": "30", "prompt_min_calls": "1"}
+
+
+def _every_query(store) -> dict[str, list[tuple]]:
+    return {
+        name: sorted(store.query(queries.render(name, RANGE, variables=EVERY_VARIABLE)).rows, key=repr)
+        for name in queries.names()
+    }
+
+
 def test_every_named_query_has_a_title_and_runs(known_store) -> None:
-    variables = {**queries.ALL_FILTERS, "budget_usd": "100", "anomaly_days": "30", "prompt_min_calls": "1"}
+    variables = EVERY_VARIABLE
     for name in queries.names():
         query = queries.load(name)
         assert query.title, name
@@ -178,6 +188,21 @@ def test_every_named_query_has_a_title_and_runs(known_store) -> None:
         assert "$" not in rendered, name
         assert "{{" not in rendered, name
         known_store.query(rendered)
+
+
+def test_a_span_stored_twice_counts_once_in_every_panel_and_rule(known_store) -> None:
+    """Every named query (the dashboards' panels, value lists and alert rules too) answers the same
+    after every span is stored a second time: the duplicates stay as separate rows (merges stopped),
+    and the queries alone must count them once."""
+    before = _every_query(known_store)
+    assert before["unpriced_models"], "the known calls include an unpriced one"
+    known_store.command("SYSTEM STOP MERGES llm_calls")
+    known_store.command("SYSTEM STOP MERGES agent_runs")
+    known_store.command(
+        "INSERT INTO otel_traces SELECT * FROM otel_traces", settings={"insert_deduplicate": 0}
+    )
+    assert known_store.query("SELECT count() FROM llm_calls").single_value() == 2 * len(CALLS)
+    assert _every_query(known_store) == before
 
 
 def test_a_span_stored_twice_counts_once_in_every_section(known_store) -> None:

@@ -9,7 +9,12 @@ SELECT
     min(Timestamp) AS first_seen,
     max(Timestamp) AS last_seen
 FROM llm_calls FINAL
-WHERE $__timeFilter(Timestamp) AND CostStatus = 'unpriced'
+-- The status is read first and the few unpriced rows merged, not every row: with FINAL, ClickHouse
+-- does not move a WHERE there itself. Copies of a span carry the same status, so a span stored twice
+-- still counts once; only between a re-price's insert and its OPTIMIZE could an old unpriced version
+-- show here.
+PREWHERE CostStatus = 'unpriced'
+WHERE $__timeFilter(Timestamp)
   AND {{filters}}
 GROUP BY provider, model
 ORDER BY calls DESC
