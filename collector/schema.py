@@ -215,7 +215,7 @@ def apply_schema(client: Any, config: SchemaConfig = SchemaConfig()) -> int:
         )
     if config.cluster and found:
         _check_cluster_layout(client, config)
-    if found:
+    if 0 < found < BY_DAY_SINCE:
         _repartition_by_day(client, config)
     for name, statement in render_statements(config, upgrade_from=found or None):
         try:
@@ -251,6 +251,8 @@ def _check_cluster_layout(client: Any, config: SchemaConfig) -> None:
 
 
 DAILY_PARTITION_KEY = "toDate(Timestamp)"
+BY_DAY_SINCE = 5
+"""The schema version from which llm_calls and agent_runs are partitioned by day."""
 _BY_DAY = {
     # table: (its CREATE template, the views to drop while its rows move: those writing it or fed by it)
     "llm_calls": ("llm_calls_table", ("llm_calls_mv", "llm_daily_mv")),
@@ -262,8 +264,9 @@ def _repartition_by_day(client: Any, config: SchemaConfig) -> None:
     """Schema 5 partitions llm_calls and agent_runs by day (they were by month). A partition key cannot
     be altered, so each table's rows are copied into a new table that then takes its name; the views
     that write it are dropped first (the CREATE statements after this recreate them), so that nothing
-    is counted twice meanwhile. Safe to run again after an interruption: a table already by day is
-    left alone and a copy left behind is dropped."""
+    is counted twice meanwhile, and spans another writer stores into otel_traces in that time do not
+    reach llm_calls (upgrade before the apps write). Safe to run again after an interruption, which
+    leaves the version below 5: a table already by day is left alone and a copy left behind dropped."""
     database = f"`{config.database}`"
     for table, (template, views) in _BY_DAY.items():
         name = storage_table(config, table)
