@@ -27,6 +27,8 @@ from spancost.dashboards.notifications import ALERT_LABEL
 RULES_FILE = "alerting/rules.yaml"
 GROUP_NAME = "spancost"
 EXPRESSION_DATASOURCE = "__expr__"
+INTERVAL_MS = 60_000
+"""The interval each rule's query is given (its `$__interval`; the rules' queries do not use it)."""
 LOOKBACK_S = 35 * 86400
 """The time range each rule's query is given: it ends at the evaluation time, which the queries read
 as `$__toTime` to pick their own windows (today, this month, the last two weeks) within five weeks."""
@@ -141,7 +143,7 @@ def provisioned_rule(rule: AlertRule, config: SpancostConfig) -> dict[str, Any]:
                 "refId": "A",
                 "relativeTimeRange": {"from": LOOKBACK_S, "to": 0},
                 "datasourceUid": DATASOURCE_UID,
-                "model": {**query, "intervalMs": 60_000, "maxDataPoints": 43_200},
+                "model": {**query, "intervalMs": INTERVAL_MS, "maxDataPoints": 43_200},
             },
             _expression(
                 "B", {"type": "reduce", "expression": "A", "reducer": "last", "settings": {"mode": ""}}
@@ -197,15 +199,11 @@ def evaluate(rule: AlertRule, store: Any, at: dt.datetime | None = None) -> list
     compared with the threshold. No rows: no instance (Grafana's NoData, provisioned as OK)."""
     end = at or dt.datetime.now(dt.timezone.utc)
     time_range = queries.TimeRange(end - dt.timedelta(seconds=LOOKBACK_S), end)
-    result = store.query(queries.expand(rule.sql, time_range, interval_s=60))
+    result = store.query(queries.expand(rule.sql, time_range, interval_s=INTERVAL_MS / 1000))
     if not result.rows:
         # an empty result may come without its column names
         return []
-    label_columns = [
-        index
-        for index, row_value in enumerate(result.rows[0] if result.rows else [])
-        if isinstance(row_value, str)
-    ]
+    label_columns = [index for index, row_value in enumerate(result.rows[0]) if isinstance(row_value, str)]
     value_column = result.columns.index("value")
     last: dict[tuple[tuple[str, str], ...], Any] = {}
     for row in result.rows:
