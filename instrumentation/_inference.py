@@ -17,11 +17,13 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from spancost import attributes as attr
 from spancost._log import log_once
+from spancost.instrumentation.tags import current_tags
 from spancost.pricing.usage import Usage
 
 logger = logging.getLogger("spancost.instrumentation")
@@ -29,6 +31,9 @@ logger = logging.getLogger("spancost.instrumentation")
 T = TypeVar("T")
 
 _PROMPT_HASH_CHARS = 12
+
+READING_TAGS = "reading the context's tags"
+"""What a failure to read the tags is logged as: one message wherever spans read them."""
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _CAPTURE_ON = {"true", "1", "yes", "span_only", "span_and_event"}
@@ -79,17 +84,27 @@ def _server_attributes(base_url: str) -> Mapping[str, Any]:
 def start_inference_span(
     tracer: Tracer, operation: str, provider: str, model: str | None, attributes: Mapping[str, Any]
 ) -> Span:
-    """A CLIENT span named `{operation} {model}` with the request's attributes set before it starts,
-    so that samplers and the span processor see them."""
-    start = {
-        attr.GEN_AI_OPERATION_NAME: operation,
-        attr.GEN_AI_PROVIDER_NAME: provider,
-        **{k: v for k, v in attributes.items() if v is not None},
-    }
+    """A CLIENT span named `{operation} {model}` with the request's attributes and the context's tags
+    set before it starts, so that samplers and the span processor see them (and the SDK checks them
+    once, in one pass)."""
+    start = {attr.GEN_AI_OPERATION_NAME: operation, attr.GEN_AI_PROVIDER_NAME: provider}
+    for key, value in attributes.items():
+        if value is not None:
+            start[key] = value
     if model:
         start[attr.GEN_AI_REQUEST_MODEL] = model
-    name = f"{operation} {model}" if model else operation
-    return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=start)
+    tags = guarded(READING_TAGS, span_tags)
+    if tags:
+        start.update(tags)  # after the request's: an explicit prompt_version wins over the prompt's hash
+    return tracer.start_span(
+        f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT, attributes=start
+    )
+
+
+def span_tags(ctx: otel_context.Context | None = None) -> Mapping[str, str]:
+    """The tags a span started in `ctx` carries: where the span processor and spancost's own spans
+    read them (apart from `current_tags`, so that a fault here cannot reach a `tags` block)."""
+    return current_tags(ctx)
 
 
 def usage_attributes(usage: Usage) -> dict[str, Any]:
@@ -232,10 +247,13 @@ def call_in_span(
     if call is None:
         return wrapped(*args, **kwargs)
     try:
-        with trace.use_span(
-            call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-        ):
+        # attach/detach rather than `trace.use_span`: the same, without a generator-based context
+        # manager on every call.
+        token = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
             result = wrapped(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
     except BaseException as error:
         call.end(error=error)
         raise
@@ -256,10 +274,11 @@ async def acall_in_span(
     if call is None:
         return await wrapped(*args, **kwargs)
     try:
-        with trace.use_span(
-            call.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-        ):
+        token = otel_context.attach(trace.set_span_in_context(call.span))
+        try:
             result = await wrapped(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
     except BaseException as error:
         call.end(error=error)
         raise

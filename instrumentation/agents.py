@@ -21,7 +21,8 @@ from opentelemetry.trace import Span, SpanKind
 from spancost import __version__
 from spancost import attributes as attr
 from spancost._log import log_once
-from spancost.instrumentation._inference import record_error
+from spancost.instrumentation import _inference
+from spancost.instrumentation._inference import READING_TAGS, guarded, record_error
 from spancost.instrumentation._scoped import scoped
 
 logger = logging.getLogger("spancost.instrumentation")
@@ -38,10 +39,17 @@ class _SpanActivity:
     __slots__ = ("span",)
 
     def __init__(self, operation: str, name: str, name_key: str, attributes: Mapping[str, Any]) -> None:
+        # The context's tags go in with the start attributes (after them: a tag wins), one pass.
+        tags = guarded(READING_TAGS, _inference.span_tags) or {}
         self.span: Span = _tracer.start_span(
             f"{operation} {name}",
             kind=SpanKind.INTERNAL,
-            attributes={attr.GEN_AI_OPERATION_NAME: operation, name_key: name, **attributes},
+            attributes={
+                attr.GEN_AI_OPERATION_NAME: operation,
+                name_key: name,
+                **attributes,
+                **tags,
+            },
         )
 
     @contextmanager

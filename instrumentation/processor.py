@@ -1,10 +1,12 @@
 """The in-process stage: tags on start, cost on end, then the export processors.
 
 An OpenTelemetry Python span is read-only once it ends, so the pricing stage cannot add attributes
-to it; instead `SpancostSpanProcessor` sits in front of the export processors and forwards an
-enriched copy. `install` puts it in front of whatever processors a tracer provider already has,
-and in front of those added later, without replacing the provider (tracers already handed out keep
-working).
+to it through the API; `SpancostSpanProcessor` sits in front of the export processors and forwards
+the span with its cost. `install` puts it in front of whatever processors a tracer provider already
+has, and in front of those added later, without replacing the provider (tracers already handed out
+keep working). Installed so, it is the first to see every finished span and adds the cost to the
+span itself (`_enrich_in_place`); built by hand behind other processors, or where a span limit would
+drop or cut a value, it forwards an enriched copy instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
@@ -23,12 +26,12 @@ from spancost import attributes as attr
 from spancost._log import log_once
 from spancost.content import without_content as _without_content
 from spancost.costing import cost_attributes, span_usage
-from spancost.instrumentation._inference import capture_content
+from spancost.instrumentation import _inference
+from spancost.instrumentation._inference import READING_TAGS, capture_content, guarded
 from spancost.instrumentation.call_metrics import CallMetrics
-from spancost.instrumentation.tags import current_hints, current_tags
+from spancost.instrumentation.tags import current_hints
 from spancost.instrumentation.tracking import EndedCalls, OpenCalls, Rollups
 from spancost.pricing.table import PriceTable
-from spancost.pricing.usage import Usage
 
 logger = logging.getLogger("spancost.instrumentation")
 
@@ -97,6 +100,9 @@ class SpancostSpanProcessor(SpanProcessor):
         self._open_calls = OpenCalls()
         self._ended_calls = EndedCalls()
         self._metrics = CallMetrics(meter_provider)
+        # Whether finished spans may be enriched in place (`_enrich_in_place`): only once `install`
+        # has made this stage the provider's only top-level processor, so that no other has seen them.
+        self._in_place = False
 
     @property
     def downstream(self) -> tuple[SpanProcessor, ...]:
@@ -118,12 +124,14 @@ class SpancostSpanProcessor(SpanProcessor):
     def _started(self, span: Span, parent_context: otel_context.Context | None) -> None:
         operation = span.attributes.get(attr.GEN_AI_OPERATION_NAME)
         inference = operation in attr.INFERENCE_OPERATIONS
-        tags = current_tags(parent_context)
-        hints = current_hints(parent_context) if inference else None
-        if hints:
-            tags = {**hints, **tags}  # an explicit tag (prompt_version) wins over a hint
-        if tags:
-            span.set_attributes(tags)
+        # spancost's own spans start with the context's tags among their attributes already.
+        if not span.instrumentation_scope.name.startswith(_OWN_SCOPE):
+            tags = guarded(READING_TAGS, _inference.span_tags, parent_context)
+            hints = current_hints(parent_context) if inference else None
+            if hints:
+                tags = {**hints, **tags}  # an explicit tag (prompt_version) wins over a hint
+            if tags:
+                span.set_attributes(tags)
         context, parent = span.context, span.parent
         parent_id = parent.span_id if parent is not None and not parent.is_remote else None
         self._rollups.started(
@@ -155,46 +163,44 @@ class SpancostSpanProcessor(SpanProcessor):
 
     def _ended(self, span: ReadableSpan) -> ReadableSpan:
         span_id = span.context.span_id
-        attributes = _attribute_copy(span)
+        attributes = _attribute_view(span)  # read only: what changes goes into `extra`
         inference = attributes.get(attr.GEN_AI_OPERATION_NAME) in attr.INFERENCE_OPERATIONS
-        if inference and attr.DUPLICATE_OF not in attributes:
+        duplicate_of = attributes.get(attr.DUPLICATE_OF)
+        if inference and duplicate_of is None:
             # Two instrumentations that saw the same call without nesting: the same response id at
             # overlapping times. The span that ended first counts.
             first = self._ended_calls.seen(span, attributes.get(attr.GEN_AI_RESPONSE_ID))
             if first is not None:
-                attributes[attr.DUPLICATE_OF] = format(first, "016x")
-        if attr.DUPLICATE_OF in attributes:
+                duplicate_of = format(first, "016x")
+        if duplicate_of is not None:
             self._open_calls.discard(span_id)
             self._rollups.ended(span_id)
-            return _EnrichedSpan(span, _demoted(attributes))
+            return _EnrichedSpan(span, _demoted({**attributes, attr.DUPLICATE_OF: duplicate_of}))
         usage = span_usage(attributes)
         extra = cost_attributes(attributes, span.start_time, table=self._table, usage=usage)
-        changed = bool(extra)
-        attributes.update(extra)
         events = None
         if inference:
             self._open_calls.discard(span_id)
-            self._count_call(span_id, attributes, usage, span)
             # spancost's own spans carry content only when the user opted in; others are checked.
             if not span.instrumentation_scope.name.startswith(_OWN_SCOPE) and not capture_content():
                 events = _without_content(attributes, span.events)
-                changed = changed or events is not None
+            if usage is not None:  # a failed call bills nothing: nothing to roll up
+                amount = extra.get(
+                    attr.GEN_AI_USAGE_COST_AMOUNT, attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT)
+                )
+                cost = Decimal(repr(amount)) if isinstance(amount, (int, float)) else None
+                self._rollups.add_call(span_id, cost, usage.input_tokens, usage.output_tokens)
         totals = self._rollups.ended(span_id)
         if totals is not None:
-            attributes.update(totals.attributes())
-            changed = True
-        return _EnrichedSpan(span, attributes, events) if changed else span
-
-    def _count_call(
-        self, span_id: int, attributes: dict[str, Any], usage: Usage | None, span: ReadableSpan
-    ) -> None:
-        duration = (span.end_time - span.start_time) / 1e9 if span.end_time and span.start_time else None
-        self._metrics.record(attributes, duration)
-        if usage is None:  # a failed call: nothing billed, nothing to roll up
-            return
-        amount = attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT)
-        cost = Decimal(repr(amount)) if isinstance(amount, (int, float)) else None
-        self._rollups.add_call(span_id, cost, usage.input_tokens, usage.output_tokens)
+            extra.update(totals.attributes())
+        forwarded = span
+        if events is not None or (extra and not (self._in_place and _enrich_in_place(span, extra))):
+            forwarded = _EnrichedSpan(span, {**attributes, **extra}, events)
+        if inference:
+            end, start = span.end_time, span.start_time
+            duration = (end - start) / 1e9 if end and start else None
+            self._metrics.record(_attribute_view(forwarded), duration)
+        return forwarded
 
     def shutdown(self) -> None:
         for processor in self._downstream:
@@ -204,14 +210,38 @@ class SpancostSpanProcessor(SpanProcessor):
         return all(processor.force_flush(timeout_millis) for processor in self._downstream)
 
 
-def _attribute_copy(span: ReadableSpan) -> dict[str, Any]:
-    """The span's attributes as one plain dict: cheaper to read than the SDK's mapping, and the base
-    of the enriched copy. The SDK keeps them in a dict inside `BoundedAttributes`; copying that dict
-    directly is ~25× faster than iterating the locked mapping, and this runs for every span."""
-    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+def _attribute_view(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's attributes, read directly from the dict inside the SDK's `BoundedAttributes` when
+    there is one: ~25x cheaper than going through the locked mapping, and this runs for every span."""
+    held = getattr(span, "_attributes", None)
+    inner = held if isinstance(held, dict) else getattr(held, "_dict", None)
     if isinstance(inner, dict):
-        return inner.copy()
+        return inner
     return dict(span.attributes or {})
+
+
+def _enrich_in_place(span: ReadableSpan, extra: Mapping[str, Any]) -> bool:
+    """Add `extra` to a finished span's own attributes, where that is safe; False where it is not.
+
+    The SDK freezes a span's attributes when it ends, before any processor sees it; the stage sits
+    in front of every other processor (see `install`), so nobody has read the span yet and adding to
+    it is what the specification's OnEnding callback allows. It saves copying the span on every call.
+    The values are spancost's own (numbers and short strings, valid as they are); the copy is used
+    instead when the span's attributes are not the SDK's `BoundedAttributes`, or when a limit would
+    drop or truncate anything.
+    """
+    bounded = getattr(span, "_attributes", None)
+    if type(bounded) is not BoundedAttributes:
+        return False
+    inner = bounded._dict
+    if bounded.maxlen is not None and len(inner) + len(extra) > bounded.maxlen:
+        return False
+    limit = bounded.max_value_len
+    if limit is not None and any(isinstance(v, str) and len(v) > limit for v in extra.values()):
+        return False
+    with bounded._lock:
+        inner.update(extra)
+    return True
 
 
 def _demoted(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +273,8 @@ def install(
     """
     existing = installed_processor(tracer_provider)
     if existing is not None:
+        multi = tracer_provider._active_span_processor
+        existing._in_place = tuple(multi._span_processors) == (existing,)
         return existing
     multi = getattr(tracer_provider, "_active_span_processor", None)
     if multi is None or not hasattr(multi, "_span_processors") or not hasattr(multi, "_lock"):
@@ -257,6 +289,7 @@ def install(
     with multi._lock:
         stage = SpancostSpanProcessor(*multi._span_processors, meter_provider=meter_provider)
         multi._span_processors = (stage,)
+        stage._in_place = True
     # An instance attribute shadows the method, so provider.add_span_processor() now adds behind us.
     multi.add_span_processor = stage.add_span_processor
     return stage

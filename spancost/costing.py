@@ -8,7 +8,6 @@ semantic-convention attributes are the contract.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 from collections.abc import Mapping
@@ -16,8 +15,8 @@ from typing import Any
 
 from spancost import attributes as attr
 from spancost._log import log_once
-from spancost.pricing.engine import calc_cost
-from spancost.pricing.table import PriceTable
+from spancost.pricing.engine import price_nanos
+from spancost.pricing.table import PriceTable, pricing_table
 from spancost.pricing.usage import Usage
 
 logger = logging.getLogger("spancost.pricing")
@@ -27,6 +26,7 @@ _PRICED = attr.CostStatus.PRICED.value
 _PROVIDER = attr.CostStatus.PROVIDER.value
 _UNPRICED = attr.CostStatus.UNPRICED.value
 _LOCAL = attr.CostSource.LOCAL.value
+_NANO = 1_000_000_000  # nano-USD per USD; an int, so that int / _NANO is one correctly rounded division
 
 
 def _tokens(value: Any) -> int | None:
@@ -208,9 +208,9 @@ def cost_attributes(
         return extra
     _standard_spellings(attributes, usage, extra)
     provider = _text(attributes.get(attr.GEN_AI_PROVIDER_NAME)) or _text(attributes.get(attr.GEN_AI_SYSTEM))
-    at = dt.datetime.fromtimestamp(start_time_ns / 1e9, dt.timezone.utc) if start_time_ns else None
-    cost = calc_cost(usage, model, provider=provider, at=at, table=table)
-    if cost is None:
+    table = table or pricing_table()
+    entry = table.find(model, provider)
+    if entry is None:
         log_once(
             logger,
             f"unpriced:{model}",
@@ -221,19 +221,22 @@ def cost_attributes(
         )
         extra[attr.COST_STATUS] = _UNPRICED
         return extra
+    # Nano-USD integers to doubles in one correctly rounded division each:
+    # the same doubles as the Decimal amounts `calc_cost` gives.
+    parts = price_nanos(usage, entry.price_at_ns(start_time_ns or None))
     extra.update(
         {
-            attr.GEN_AI_USAGE_COST_AMOUNT: float(cost.total),
+            attr.GEN_AI_USAGE_COST_AMOUNT: parts.total / _NANO,
             attr.GEN_AI_USAGE_COST_CURRENCY: "USD",
             attr.GEN_AI_USAGE_COST_SOURCE: _LOCAL,
             attr.COST_STATUS: _PRICED,
-            attr.COST_INPUT: float(cost.input),
-            attr.COST_OUTPUT: float(cost.output),
-            attr.COST_CACHE_READ: float(cost.cache_read),
-            attr.COST_CACHE_WRITE: float(cost.cache_write),
-            attr.PRICE_KEY: cost.key,
-            attr.PRICE_VERSION: cost.version,
-            attr.PRICE_TIER: cost.tier,
+            attr.COST_INPUT: parts.input / _NANO,
+            attr.COST_OUTPUT: parts.output / _NANO,
+            attr.COST_CACHE_READ: parts.cache_read / _NANO,
+            attr.COST_CACHE_WRITE: parts.cache_write / _NANO,
+            attr.PRICE_KEY: entry.key,
+            attr.PRICE_VERSION: table.version,
+            attr.PRICE_TIER: parts.tier,
         }
     )
     return extra

@@ -24,8 +24,8 @@ from test_anthropic_traffic import MODEL, client, message, recorded_events, resp
 from wrapt import FunctionWrapper
 
 import spancost
+from spancost.instrumentation import _inference
 from spancost.instrumentation import anthropic as anthropic_patch
-from spancost.instrumentation import processor
 from spancost.instrumentation.anthropic import PATCHES, available_patches
 from spancost.instrumentation.anthropic.stream import MessageEvents
 
@@ -243,7 +243,7 @@ def baseline() -> dict[tuple[str, bool, bool], Any]:
         pytest.param((anthropic_patch, "response_attributes"), 12, id="response-extraction"),
         pytest.param((MessageEvents, "on_item"), 12, id="stream-event-hook"),
         pytest.param((MessageEvents, "on_end"), 12, id="stream-end-hook"),
-        pytest.param((processor, "current_tags"), 12, id="tag-context"),
+        pytest.param((_inference, "span_tags"), 12, id="tag-context"),
     ],
 )
 def test_a_fault_in_spancost_never_reaches_the_caller_on_any_path(

@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import spancost
+from spancost.instrumentation import _inference, processor
 from spancost.instrumentation import anthropic as anthropic_patch
 from spancost.instrumentation import openai as openai_patch
-from spancost.instrumentation import processor
 
 MESSAGES = [{"role": "user", "content": "Say this is a test"}]
 
@@ -56,7 +56,7 @@ def baseline(replay) -> dict[str, object]:
         pytest.param((openai_patch, "chat_request_attributes"), id="openai-request"),
         pytest.param((anthropic_patch, "request_hints"), id="anthropic-hints"),
         pytest.param((anthropic_patch, "response_attributes"), id="anthropic-extraction"),
-        pytest.param((processor, "current_tags"), id="tag-context"),
+        pytest.param((_inference, "span_tags"), id="tag-context"),
         pytest.param((processor, "current_hints"), id="hint-context"),
         pytest.param((anthropic_patch, "attach_hints"), id="hint-attach"),
         pytest.param((anthropic_patch, "detach_hints"), id="hint-detach"),

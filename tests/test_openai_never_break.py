@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from test_openai_traffic import Cassette, ChatServer, ResponsesServer, client_for, run, uninstrumented
 
 import spancost
+from spancost.instrumentation import _inference
 from spancost.instrumentation import openai as openai_patch
-from spancost.instrumentation import processor
 from spancost.instrumentation.openai import extract, stream
 
 MESSAGES = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Say this is a test"}]
@@ -117,7 +117,7 @@ FAULTS: dict[str, list[tuple[Any, str]]] = {
     "stream-skip": [(stream, "is_usage_only_chunk")],
     "stream-usage-check": [(extract, "wants_stream_usage")],
     "stream-usage-ask": [(extract, "with_stream_usage")],
-    "tag-context": [(processor, "current_tags")],
+    "tag-context": [(_inference, "span_tags")],
 }
 
 

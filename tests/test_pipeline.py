@@ -15,7 +15,7 @@ from typing import ClassVar
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -57,6 +57,60 @@ def test_stage_can_be_built_by_hand() -> None:
     provider.add_span_processor(SpancostSpanProcessor(SimpleSpanProcessor(exporter)))
     provider.get_tracer("t").start_span("chat", attributes=CHAT).end()
     assert exporter.get_finished_spans()[0].attributes["spancost.cost.status"] == "priced"
+
+
+def _priced_span(provider: TracerProvider, exporter: InMemorySpanExporter) -> ReadableSpan:
+    span = provider.get_tracer("t").start_span("chat gpt-4o-mini", attributes=CHAT)
+    span.end()
+    (exported,) = exporter.get_finished_spans()
+    assert exported.attributes["gen_ai.usage.cost.amount"] == 0.00015
+    assert exported.attributes["spancost.cost.status"] == "priced"
+    return exported
+
+
+def test_installed_stage_prices_the_finished_span_itself_without_a_copy() -> None:
+    """In front of every processor, the stage adds the cost to the span the SDK finished (no other
+    processor has seen it): the exporter gets that very span, its limits' counts intact."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    install(provider)
+    span = provider.get_tracer("t").start_span("chat gpt-4o-mini", attributes=CHAT)
+    span.end()
+    (exported,) = exporter.get_finished_spans()
+    assert exported.attributes["gen_ai.usage.cost.amount"] == 0.00015
+    assert type(exported) is ReadableSpan, "the SDK's own finished span, not a copy"
+    assert span.attributes["spancost.price.key"] == "openai/gpt-4o-mini"
+    assert exported.dropped_attributes == 0
+
+
+def test_stage_behind_another_processor_copies_instead() -> None:
+    """Built by hand and added after a processor that has already received the span (and may be
+    exporting it on another thread), the stage must not touch that span: it forwards a priced copy."""
+    first, behind = InMemorySpanExporter(), InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(first))
+    provider.add_span_processor(SpancostSpanProcessor(SimpleSpanProcessor(behind)))
+    _priced_span(provider, behind)
+    (seen_first,) = first.get_finished_spans()
+    assert "gen_ai.usage.cost.amount" not in seen_first.attributes, "the other processor's span is left alone"
+
+
+@pytest.mark.parametrize(
+    ("limits", "why"),
+    [
+        (SpanLimits(max_span_attributes=len(CHAT) + 2), "the attribute limit would drop the cost"),
+        (SpanLimits(max_attribute_length=15), "the value length limit would cut the price key"),
+    ],
+)
+def test_limits_that_would_drop_or_cut_a_cost_attribute_make_a_copy(limits: SpanLimits, why: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=limits)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    install(provider)
+    exported = _priced_span(provider, exporter)
+    assert type(exported) is not ReadableSpan, why
+    assert exported.attributes["spancost.price.key"] == "openai/gpt-4o-mini"
 
 
 class _Collector(BaseHTTPRequestHandler):

@@ -6,11 +6,17 @@ Each test's docstring shows the arithmetic; amounts are Decimal, to 1e-9 USD.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from spancost.pricing import Usage, anthropic_usage, calc_cost, openai_usage
+from spancost import attributes as attr
+from spancost.costing import cost_attributes
+from spancost.pricing import Usage, anthropic_usage, build_table, calc_cost, default_table, openai_usage
 
 UTC = dt.timezone.utc
 
@@ -305,3 +311,100 @@ def test_openai_cache_writes_are_read_and_priced() -> None:
     cost = calc_cost(usage, "gpt-5.6-sol")
     assert cost is not None
     assert cost.total == Decimal("0.047750000")
+
+
+# --- the arithmetic itself --------------------------------------------------------------------------
+
+
+_HALF_NANO_RATES = """
+provider: acme
+name: Acme
+pricing_url: https://acme.example/pricing
+models:
+  - id: acme-half
+    name: Acme Half
+    checked: 2026-11-30
+    source: https://acme.example/pricing
+    prices:
+      input_mtok: 0.0125
+      output_mtok: 0.0015
+"""
+
+
+def test_rounding_half_even_to_the_nano_dollar(tmp_path: Path) -> None:
+    """acme-half: 0.0125 in (12.5 n$ per token), 0.0015 out (1.5 n$ per token).
+
+    Input: 1 token 12.5 n$ → 12 (half to even), 3 tokens 37.5 → 38, 2 tokens 25 exactly.
+    Output: 1 token 1.5 → 2, 5 tokens 7.5 → 8, 3 tokens 4.5 → 4.
+    """
+    path = tmp_path / "prices.yml"
+    path.write_text(_HALF_NANO_RATES)
+    table = build_table([path])
+    nano = Decimal("1e-9")
+    for tokens, input_nanos, output_nanos in ((1, 12, 2), (3, 38, 4), (2, 25, 3), (5, 62, 8)):
+        cost = calc_cost(Usage(input_tokens=tokens, output_tokens=tokens), "acme-half", table=table)
+        assert cost is not None
+        assert (cost.input, cost.output) == (input_nanos * nano, output_nanos * nano), tokens
+        assert cost.total == (input_nanos + output_nanos) * nano
+
+
+_HIGH_PRECISION = decimal.Context(prec=80)
+
+
+def _reference_nanos(tokens: int, rate_mtok: Decimal) -> Decimal:
+    """tokens × rate / 1e6, rounded half-even to 1e-9, in Decimal at a precision nothing can exceed."""
+    exact = _HIGH_PRECISION.divide(_HIGH_PRECISION.multiply(Decimal(tokens), rate_mtok), Decimal(10**6))
+    return exact.quantize(Decimal("1e-9"), rounding=decimal.ROUND_HALF_EVEN, context=_HIGH_PRECISION)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    model=st.sampled_from(["gpt-4o-mini", "gpt-5", "claude-sonnet-4-5", "claude-opus-4-1", "gemini-2.5-pro"]),
+    uncached=st.integers(0, 3_000_000),
+    cache_read=st.integers(0, 2_000_000),
+    cache_write=st.integers(0, 500_000),
+    output=st.integers(0, 200_000),
+)
+def test_integer_engine_matches_decimal_reference_and_span_doubles(
+    model: str, uncached: int, cache_read: int, cache_write: int, output: int
+) -> None:
+    """Every part equals the high-precision Decimal reference, and the doubles put on a span are the
+    Decimal amounts converted (so a dashboard sum and `spancost pricing cost` agree)."""
+    usage = Usage(
+        input_tokens=uncached + cache_read + cache_write,
+        output_tokens=output,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+    cost = calc_cost(usage, model)
+    assert cost is not None
+    entry = default_table().find(model)
+    assert entry is not None
+    prices = entry.price_at(None)
+    rates = prices.rates
+    if prices.long_context is not None and usage.input_tokens > prices.long_context.above_input_tokens:
+        rates = prices.long_context.rates
+    read_rate = rates.cache_read if rates.cache_read is not None else rates.input
+    write_rate = rates.cache_write if rates.cache_write is not None else rates.input
+    assert cost.input == _reference_nanos(uncached, rates.input)
+    assert cost.cache_read == _reference_nanos(cache_read, read_rate)
+    assert cost.cache_write == _reference_nanos(cache_write, write_rate)
+    assert cost.output == _reference_nanos(output, rates.output)
+    assert cost.total == cost.input + cost.output + cost.cache_read + cost.cache_write
+
+    attributes = cost_attributes(
+        {
+            attr.GEN_AI_OPERATION_NAME: "chat",
+            attr.GEN_AI_REQUEST_MODEL: model,
+            attr.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+            attr.GEN_AI_USAGE_OUTPUT_TOKENS: output,
+            attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cache_read,
+            attr.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS: cache_write,
+        },
+        None,
+    )
+    assert attributes[attr.GEN_AI_USAGE_COST_AMOUNT] == float(cost.total)
+    assert attributes[attr.COST_INPUT] == float(cost.input)
+    assert attributes[attr.COST_CACHE_READ] == float(cost.cache_read)
+    assert attributes[attr.COST_CACHE_WRITE] == float(cost.cache_write)
+    assert attributes[attr.COST_OUTPUT] == float(cost.output)

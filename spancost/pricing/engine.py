@@ -1,20 +1,22 @@
 """Cost of one call: usage × the price in force when the call was made.
 
-Decimal throughout; every part is rounded to 1e-9 USD (half-even) and the total is the sum of the
-rounded parts, so the parts always add up to the total.
+Exact throughout: every part is computed in whole nano-USD (1e-9 USD, rounded half-even) with
+integer arithmetic, and the total is the sum of the parts, so the parts always add up to the total.
+`Cost` gives the amounts as Decimal; `price_nanos` gives the integers themselves, which the span
+pricing stage turns into attribute values without going through Decimal on every call.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
+from typing import NamedTuple
 
 from spancost.pricing.table import STANDARD_TIER, ModelPrice, PriceSet, PriceTable, Rates, pricing_table
 from spancost.pricing.usage import Usage
 
 NANO_USD = Decimal("1e-9")
-_PER_MILLION = Decimal(1_000_000)
 
 # How providers name their service tiers in responses → the table's tier names.
 _SERVICE_TIERS = {
@@ -46,18 +48,50 @@ class Cost:
     """The service tier priced, with `;input>N` when the long-context rate applied."""
 
 
-def _usd(tokens: int, rate_mtok: Decimal) -> Decimal:
-    return (Decimal(tokens) * rate_mtok / _PER_MILLION).quantize(NANO_USD, rounding=ROUND_HALF_EVEN)
+class Nanos(NamedTuple):
+    """What a call cost in whole nano-USD (1e-9 USD), by part, and the tier priced."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    tier: str
+    """The service tier priced, with `;input>N` when the long-context rate applied."""
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write
+
+
+# Each rate (USD per million tokens) as the exact fraction num/den of nano-USD per token. Rates are
+# few and repeat on every call, so each is converted once.
+_NANO_FRACTIONS: dict[Decimal, tuple[int, int]] = {}
+
+
+def _nanos(tokens: int, rate_mtok: Decimal) -> int:
+    """tokens × rate, in nano-USD rounded half-even: integer arithmetic, exact at any size."""
+    if not tokens:
+        return 0
+    fraction = _NANO_FRACTIONS.get(rate_mtok)
+    if fraction is None:
+        fraction = _NANO_FRACTIONS[rate_mtok] = (rate_mtok * 1000).as_integer_ratio()
+    numerator, denominator = fraction
+    if denominator == 1:
+        return tokens * numerator
+    quotient, remainder = divmod(tokens * numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient & 1):
+        quotient += 1
+    return quotient
 
 
 def service_tier(name: str | None) -> str:
     """The table's tier for a provider's tier name; unknown and absent names are standard."""
-    return _SERVICE_TIERS.get((name or "").lower(), STANDARD_TIER)
+    return _SERVICE_TIERS.get(name.lower(), STANDARD_TIER) if name else STANDARD_TIER
 
 
-def cost_of(usage: Usage, model: ModelPrice, *, at: dt.datetime | None, version: str) -> Cost:
-    """The cost of `usage` on `model` at time `at` (UTC; None: the newest price)."""
-    prices: PriceSet = model.price_at(at)
+def price_nanos(usage: Usage, prices: PriceSet) -> Nanos:
+    """The cost of `usage` at `prices` (one model's price in one period), in nano-USD by part."""
     tier = service_tier(usage.service_tier)
     if tier != STANDARD_TIER:
         if tier in prices.service_tiers:
@@ -77,23 +111,37 @@ def cost_of(usage: Usage, model: ModelPrice, *, at: dt.datetime | None, version:
     write_1h_rate = rates.cache_write_1h if rates.cache_write_1h is not None else write_rate
     read_rate = rates.cache_read if rates.cache_read is not None else rates.input
 
-    input_cost = _usd(usage.uncached_input_tokens, rates.input)
-    cache_read = _usd(usage.cache_read_tokens, read_rate)
-    cache_write = _usd(write_5m, write_rate) + _usd(write_1h, write_1h_rate)
+    output_tokens = usage.output_tokens
     if rates.reasoning is not None and usage.reasoning_tokens:
-        reasoning = min(usage.reasoning_tokens, usage.output_tokens)
-        output = _usd(reasoning, rates.reasoning) + _usd(usage.output_tokens - reasoning, rates.output)
+        reasoning = min(usage.reasoning_tokens, output_tokens)
+        output = _nanos(reasoning, rates.reasoning) + _nanos(output_tokens - reasoning, rates.output)
     else:
-        output = _usd(usage.output_tokens, rates.output)
-    return Cost(
-        total=input_cost + output + cache_read + cache_write,
-        input=input_cost,
+        output = _nanos(output_tokens, rates.output)
+    return Nanos(
+        input=_nanos(usage.uncached_input_tokens, rates.input),
         output=output,
-        cache_read=cache_read,
-        cache_write=cache_write,
+        cache_read=_nanos(usage.cache_read_tokens, read_rate),
+        cache_write=_nanos(write_5m, write_rate) + _nanos(write_1h, write_1h_rate),
+        tier=label,
+    )
+
+
+def _usd(nanos: int) -> Decimal:
+    return Decimal(nanos).scaleb(-9)
+
+
+def cost_of(usage: Usage, model: ModelPrice, *, at: dt.datetime | None, version: str) -> Cost:
+    """The cost of `usage` on `model` at time `at` (UTC; None: the newest price)."""
+    parts = price_nanos(usage, model.price_at(at))
+    return Cost(
+        total=_usd(parts.total),
+        input=_usd(parts.input),
+        output=_usd(parts.output),
+        cache_read=_usd(parts.cache_read),
+        cache_write=_usd(parts.cache_write),
         key=model.key,
         version=version,
-        tier=label,
+        tier=parts.tier,
     )
 
 

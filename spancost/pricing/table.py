@@ -122,6 +122,26 @@ class ModelPrice:
                 current = dated.prices
         return current
 
+    def price_at_ns(self, when_ns: int | None) -> PriceSet:
+        """`price_at` for a time in nanoseconds since the epoch, as spans carry it (None: the newest)."""
+        history = self.history
+        if when_ns is None or len(history) == 1:
+            return history[-1].prices
+        current = history[0].prices
+        for dated in history[1:]:
+            if dated.start is not None and when_ns >= _epoch_ns(dated.start):
+                current = dated.prices
+        return current
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _epoch_ns(when: dt.datetime) -> int:
+    # Exact (no float): a price change at midnight applies from that nanosecond on.
+    return (when - _EPOCH) // _MICROSECOND * 1000
+
 
 @dataclass(frozen=True, slots=True)
 class Provider:
