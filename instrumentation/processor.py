@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spancost import attributes as attr
 from spancost._log import log_once
-from spancost.content import without_content as _without_content
+from spancost.content import has_content, without_content
 from spancost.costing import cost_attributes, span_usage
 from spancost.instrumentation import _inference
 from spancost.instrumentation._inference import READING_TAGS, capture_content, guarded
@@ -182,8 +182,13 @@ class SpancostSpanProcessor(SpanProcessor):
         if inference:
             self._open_calls.discard(span_id)
             # spancost's own spans carry content only when the user opted in; others are checked.
-            if not span.instrumentation_scope.name.startswith(_OWN_SCOPE) and not capture_content():
-                events = _without_content(attributes, span.events)
+            if (
+                not span.instrumentation_scope.name.startswith(_OWN_SCOPE)
+                and has_content(attributes, span.events)
+                and not capture_content()
+            ):
+                attributes = dict(attributes)  # the span's own dict stays as the SDK left it
+                events = without_content(attributes, span.events)
             if usage is not None:  # a failed call bills nothing: nothing to roll up
                 amount = extra.get(
                     attr.GEN_AI_USAGE_COST_AMOUNT, attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT)

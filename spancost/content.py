@@ -7,7 +7,7 @@ The in-process span processor and the collector both apply this one rule to such
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from spancost import attributes as attr
@@ -34,6 +34,13 @@ def is_content(key: str) -> bool:
 
 _KNOWN: dict[str, bool] = {}
 """Answers of `is_content` by key: this runs for every attribute of every model-call span."""
+
+
+def has_content(attributes: Iterable[str], events: Sequence[Any]) -> bool:
+    """Whether a span carries prompt or completion text (in its attributes, by key, or its events)."""
+    return any(is_content(key) for key in attributes) or any(
+        is_content_event(event.name) for event in events or ()
+    )
 
 
 def without_content(attributes: dict[str, Any], events: Sequence[Any]) -> Sequence[Any] | None:

@@ -96,6 +96,25 @@ def test_stage_behind_another_processor_copies_instead() -> None:
     assert "gen_ai.usage.cost.amount" not in seen_first.attributes, "the other processor's span is left alone"
 
 
+def test_content_is_removed_from_a_copy_never_from_the_finished_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another emitter's prompt text is left out of what the stage forwards; the span the other
+    processor already holds keeps what it had (the stage never edits a span it does not own)."""
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    first, behind = InMemorySpanExporter(), InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(first))
+    provider.add_span_processor(SpancostSpanProcessor(SimpleSpanProcessor(behind)))
+    with_text = {**CHAT, "gen_ai.prompt.0.content": "a secret prompt"}
+    provider.get_tracer("other.instrumentation").start_span("chat gpt-4o-mini", attributes=with_text).end()
+    (forwarded,) = behind.get_finished_spans()
+    assert "gen_ai.prompt.0.content" not in forwarded.attributes
+    assert forwarded.attributes["gen_ai.usage.cost.amount"] == 0.00015
+    (seen_first,) = first.get_finished_spans()
+    assert seen_first.attributes["gen_ai.prompt.0.content"] == "a secret prompt"
+
+
 @pytest.mark.parametrize(
     ("limits", "why"),
     [
