@@ -7,7 +7,8 @@ instrumentation, calls with it, and a *floor* (starting and ending a bare span w
 Each overhead is the median of the paired block differences, in microseconds and as a multiple of
 the floor measured in the same run.
 
-Cases: spancost (cost and tags) on openai chat, non-streaming and streaming (per chunk: the
+Cases: spancost (cost and tags) on openai chat, non-streaming (also with its client metrics going to an
+SDK MeterProvider) and streaming (per chunk: the
 difference between a 101-chunk and a 1-chunk stream, over 100); spancost on top of the anthropic
 SDK's own span; a minimal hand-written wrapper (a span with the request and usage attributes, no
 pricing, no tags); and OpenLLMetry's openai instrumentor where it is installed (`make test` puts it
@@ -38,6 +39,8 @@ import openai
 import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -181,6 +184,7 @@ def openllmetry() -> Toggle | None:
 
 CASES = (
     "spancost: openai chat",
+    "spancost: openai chat, metrics to an SDK MeterProvider",
     "spancost: openai chat stream, 1 chunk",
     "spancost: openai chat stream, 101 chunks",
     "spancost: anthropic messages (on the SDK's own span)",
@@ -292,10 +296,19 @@ def measure(case: str, blocks: int, calls: int, memory_calls: int) -> Any:
     tags = spancost.tags(prompt="bench", user_id="u-1", workspace_id="acme", feature="bench")
     if case == "memory":
         return memory(memory_calls, provider, chat, tags)
-    with_spancost = Toggle(lambda: spancost.instrument(tracer_provider=provider), spancost.uninstrument, tags)
+    meters = None
+    if "MeterProvider" in case:
+        # The client metrics recorded for real (the other cases leave the global meter provider unset,
+        # so the OpenTelemetry API hands spancost instruments that record nothing).
+        meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    with_spancost = Toggle(
+        lambda: spancost.instrument(tracer_provider=provider, meter_provider=meters),
+        spancost.uninstrument,
+        tags,
+    )
     toggle: Toggle | None
     func: Callable[[], None] = chat
-    if case == "spancost: openai chat":
+    if case.startswith("spancost: openai chat,") or case == "spancost: openai chat":
         toggle = with_spancost
     elif case.startswith("spancost: openai chat stream"):
         toggle, func = with_spancost, stream(101 if "101" in case else 1)

@@ -29,8 +29,14 @@ _DIMENSIONS = (
 )
 
 
+_AttributeSets = tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]
+"""The attributes of one call's measurements: cost, duration, input tokens, output tokens."""
+_MAX_ATTRIBUTE_SETS = 4096
+
+
 class CallMetrics:
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
+        self._attribute_sets: dict[tuple[tuple[Any, ...], Any], _AttributeSets] = {}
         meter = metrics.get_meter("spancost", __version__, meter_provider=meter_provider)
         self._tokens = meter.create_histogram(
             attr.METRIC_TOKEN_USAGE,
@@ -48,18 +54,38 @@ class CallMetrics:
 
     def record(self, attributes: Mapping[str, Any], duration_s: float | None) -> None:
         """Record one finished call from its (priced) span attributes."""
-        dimensions = {key: attributes[key] for key in _DIMENSIONS if attributes.get(key) is not None}
+        values = tuple(attributes.get(key) for key in _DIMENSIONS)
+        error = attributes.get(attr.ERROR_TYPE) if duration_s is not None else None
+        key = (values, error)
+        try:
+            sets = self._attribute_sets.get(key)
+        except TypeError:  # an unhashable value from another emitter: built every time
+            sets = _attribute_sets(values, error)
+        else:
+            if sets is None:
+                # Built once per combination (low cardinality by design), the same dicts every call.
+                if len(self._attribute_sets) >= _MAX_ATTRIBUTE_SETS:
+                    self._attribute_sets.clear()
+                sets = self._attribute_sets[key] = _attribute_sets(values, error)
+        dimensions, timed, input_set, output_set = sets
         if duration_s is not None:
-            error = attributes.get(attr.ERROR_TYPE)
-            timed = {**dimensions, attr.ERROR_TYPE: error} if error else dimensions
             self._duration.record(duration_s, timed)
-        for token_type, key in (
-            ("input", attr.GEN_AI_USAGE_INPUT_TOKENS),
-            ("output", attr.GEN_AI_USAGE_OUTPUT_TOKENS),
-        ):
-            count = attributes.get(key)
-            if isinstance(count, int):
-                self._tokens.record(count, {**dimensions, attr.GEN_AI_TOKEN_TYPE: token_type})
+        count = attributes.get(attr.GEN_AI_USAGE_INPUT_TOKENS)
+        if isinstance(count, int):
+            self._tokens.record(count, input_set)
+        count = attributes.get(attr.GEN_AI_USAGE_OUTPUT_TOKENS)
+        if isinstance(count, int):
+            self._tokens.record(count, output_set)
         cost = attributes.get(attr.GEN_AI_USAGE_COST_AMOUNT)
         if isinstance(cost, (int, float)):
             self._cost.add(cost, dimensions)
+
+
+def _attribute_sets(values: tuple[Any, ...], error: Any) -> _AttributeSets:
+    dimensions = {key: value for key, value in zip(_DIMENSIONS, values, strict=True) if value is not None}
+    return (
+        dimensions,
+        {**dimensions, attr.ERROR_TYPE: error} if error else dimensions,
+        {**dimensions, attr.GEN_AI_TOKEN_TYPE: "input"},
+        {**dimensions, attr.GEN_AI_TOKEN_TYPE: "output"},
+    )

@@ -130,7 +130,7 @@ class SpancostSpanProcessor(SpanProcessor):
             hints = current_hints(parent_context) if inference else None
             if hints:
                 tags = {**hints, **tags}  # an explicit tag (prompt_version) wins over a hint
-            if tags:
+            if tags and not _enrich_in_place(span, tags):
                 span.set_attributes(tags)
         context, parent = span.context, span.parent
         parent_id = parent.span_id if parent is not None and not parent.is_remote else None
@@ -225,15 +225,17 @@ def _attribute_view(span: ReadableSpan) -> Mapping[str, Any]:
     return dict(span.attributes or {})
 
 
-def _enrich_in_place(span: ReadableSpan, extra: Mapping[str, Any]) -> bool:
-    """Add `extra` to a finished span's own attributes, where that is safe; False where it is not.
+def _enrich_in_place(span: ReadableSpan | Span, extra: Mapping[str, Any]) -> bool:
+    """Add `extra` to a span's own attributes without the SDK's per-value checks, where that is
+    safe; False where it is not (the caller then takes the API's way).
 
-    The SDK freezes a span's attributes when it ends, before any processor sees it; the stage sits
-    in front of every other processor (see `install`), so nobody has read the span yet and adding to
-    it is what the specification's OnEnding callback allows. It saves copying the span on every call.
-    The values are spancost's own (numbers and short strings, valid as they are); the copy is used
-    instead when the span's attributes are not the SDK's `BoundedAttributes`, or when a limit would
-    drop or truncate anything.
+    On a started span this is what `set_attributes` does, minus checking values that are spancost's
+    own (tags and hints as strings, numbers, short strings: valid as they are). On a finished span:
+    the SDK freezes its attributes when it ends, before any processor sees it; the stage sits in front
+    of every other processor (see `install`), so nobody has read the span yet, and adding to it is
+    what the specification's OnEnding callback allows; it saves copying the span on every call.
+    Refused when the attributes are not the SDK's `BoundedAttributes`, or when a limit would drop or
+    truncate anything.
     """
     bounded = getattr(span, "_attributes", None)
     if type(bounded) is not BoundedAttributes:

@@ -328,6 +328,9 @@ def test_client_metrics_have_low_cardinality_attributes_only() -> None:
                 },
             )
             span.end()
+    with spancost.tags(prompt="other"):  # a failed call: its duration, with the error, and no tokens
+        failed = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
+        tracer.start_span("chat gpt-4o-mini", attributes={**failed, "error.type": "APITimeoutError"}).end()
     assert threading.active_count() >= 1
     points = {}
     for resource in reader.get_metrics_data().resource_metrics:
@@ -339,7 +342,14 @@ def test_client_metrics_have_low_cardinality_attributes_only() -> None:
     assert cost[0].value == pytest.approx(2 * CALL_COST)
     tokens = {dict(p.attributes)["gen_ai.token.type"]: p for p in points["gen_ai.client.token.usage"]}
     assert (tokens["input"].sum, tokens["output"].sum, tokens["input"].count) == (2000, 200, 2)
-    assert points["gen_ai.client.operation.duration"][0].count == 2
+    durations = {
+        dict(p.attributes)["spancost.prompt.name"]: p for p in points["gen_ai.client.operation.duration"]
+    }
+    assert durations["summarize"].count == 2
+    assert "error.type" not in durations["summarize"].attributes
+    assert durations["other"].count == 1
+    assert durations["other"].attributes["error.type"] == "APITimeoutError"
+    assert all(dict(p.attributes)["spancost.prompt.name"] == "summarize" for p in tokens.values())
     for name, data in points.items():
         for point in data:
             keys = set(point.attributes)
@@ -352,7 +362,6 @@ def test_client_metrics_have_low_cardinality_attributes_only() -> None:
                 "gen_ai.token.type",
                 "error.type",
             }, name
-            assert dict(point.attributes)["spancost.prompt.name"] == "summarize"
 
 
 # --- privacy across emitters ----------------------------------------------------------------------
