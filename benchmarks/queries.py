@@ -56,25 +56,61 @@ class Case:
 
 
 def raw_sources(store: Store) -> dict[str, str]:
-    """Each rollup as the SELECT of its view over raw spans; llm_daily's over llm_calls' own."""
-    calls = store.view_select("llm_calls_mv")
+    """Each rollup as the SELECT of its view over raw spans (with the columns its table computes on
+    insert, such as TraceKey); llm_daily's over llm_calls' own."""
+    calls = _with_computed(store, "llm_calls", store.view_select("llm_calls_mv"))
     daily = re.sub(
         rf"\b`?{store.database}`?\.`?llm_calls`?(?=\s|$)", f"({calls})", store.view_select("llm_daily_mv")
     )
     if daily == store.view_select("llm_daily_mv"):
         raise SystemExit("llm_daily_mv does not read llm_calls as expected")
-    return {"llm_calls": calls, "llm_daily": daily, "agent_runs": store.view_select("agent_runs_mv")}
+    runs = _with_computed(store, "agent_runs", store.view_select("agent_runs_mv"))
+    return {"llm_calls": calls, "llm_daily": daily, "agent_runs": runs}
+
+
+def _with_computed(store: Store, table: str, select: str) -> str:
+    computed = store.query(
+        "SELECT name, default_expression FROM system.columns WHERE database = {db:String}"
+        " AND table = {t:String} AND default_kind = 'MATERIALIZED' ORDER BY position",
+        {"db": store.database, "t": table},
+    ).rows
+    if not computed:
+        return select
+    return "SELECT *, " + ", ".join(f"{expr} AS {name}" for name, expr in computed) + f" FROM ({select})"
 
 
 _SOURCE = re.compile(r"\b(llm_calls|llm_daily|agent_runs)\b(\s+FINAL\b)?")
 
 
-_PREWHERE = re.compile(r"\bPREWHERE\s+(.+?)\s+WHERE\s+", re.DOTALL)
+_KEYWORD = re.compile(r"\b(PREWHERE|WHERE)\b|[()]")
+
+
+def _prewhere_into_where(sql: str) -> str:
+    """`... PREWHERE a WHERE b` as `... WHERE (a) AND b`: a subquery (what the raw twin reads from) has
+    no PREWHERE. The WHERE that follows is the next one at the PREWHERE's own depth, not one inside a
+    subquery of its condition."""
+    out, depth, opened = [], 0, None  # opened: (depth, where the condition starts) of a PREWHERE
+    last = 0
+    for match in _KEYWORD.finditer(sql):
+        token = match.group(0)
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+        elif token == "PREWHERE" and opened is None:
+            out.append(sql[last : match.start()])
+            opened, last = (depth, match.end()), match.end()
+        elif token == "WHERE" and opened is not None and depth == opened[0]:
+            out.append(f"WHERE ({sql[opened[1] : match.start()].strip()}) AND")
+            opened, last = None, match.end()
+    if opened is not None:
+        raise SystemExit(f"a PREWHERE without its WHERE in:\n{sql}")
+    out.append(sql[last:])
+    return "".join(out)
 
 
 def to_raw(sql: str, sources: dict[str, str]) -> str:
-    # a subquery has no PREWHERE: its condition joins the WHERE
-    return _SOURCE.sub(lambda m: f"({sources[m.group(1)]})", _PREWHERE.sub(r"WHERE (\1) AND ", sql))
+    return _SOURCE.sub(lambda m: f"({sources[m.group(1)]})", _prewhere_into_where(sql))
 
 
 # --- the cases ---------------------------------------------------------------------------------------------

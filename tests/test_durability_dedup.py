@@ -87,7 +87,7 @@ def test_a_version_2_store_gets_the_window_on_upgrade(store) -> None:
         assert "non_replicated_deduplication_window" not in create_table_query(store, table)
     pretend_schema_version(store, 2)
 
-    assert apply_schema(store.client, store.config) == SCHEMA_VERSION == 5
+    assert apply_schema(store.client, store.config) == SCHEMA_VERSION == 6
     for table in DEDUP_TABLES:
         ddl = create_table_query(store, table)
         assert f"non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}" in ddl, table

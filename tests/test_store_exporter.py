@@ -16,6 +16,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 import spancost
+from spancost import queries
 from spancost.collector.exporter import ClickHouseSpanExporter
 from spancost.collector.rows import attribute_string
 from spancost.collector.schema import (
@@ -382,6 +383,40 @@ def test_a_version_4_store_gets_daily_partitions_and_keeps_its_rows(
     assert after["calls"][0] == 2
     assert after["daily"][0] == 2
     assert after["calls"][1] == after["daily"][1] == 2 * fresh["calls"][1]
+
+
+def test_a_version_5_store_gets_trace_keys_for_its_stored_rows(
+    store, chdb_dir: Path, store_config: SchemaConfig
+) -> None:
+    """Schema 6 adds TraceKey to llm_calls and agent_runs: rows stored before it get the key of their
+    trace id too, rows stored after get it on insert, and an agent run's calls are found by it."""
+    priced = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+              "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}  # fmt: skip
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"}
+    exporter = exporter_for(chdb_dir, store_config)
+    exporter.export(
+        [
+            make_span(span_id=0x20, attributes=priced),
+            make_span("invoke_agent planner", span_id=0x21, attributes=agent),
+        ]
+    )
+    for table in ("llm_calls", "agent_runs"):
+        store.command(f"ALTER TABLE {table} DROP COLUMN TraceKey")
+    pretend_schema_version(store, 5)
+
+    assert apply_schema(store.client, store.config) == SCHEMA_VERSION
+    exporter.export([make_span(span_id=0x22, attributes=priced)])
+    for table, rows in (("llm_calls", 2), ("agent_runs", 1)):
+        keys = store.query(
+            f"SELECT count(), countIf(TraceKey = reinterpretAsUInt128(unhex(TraceId)) AND TraceKey != 0)"
+            f" FROM {table}"
+        ).rows[0]
+        assert keys == (rows, rows), table
+    trace_id = store.query("SELECT any(TraceId) FROM agent_runs").single_value()
+    around = dt.datetime.fromtimestamp(T0 / 1e9, dt.timezone.utc)
+    time_range = queries.TimeRange(around - dt.timedelta(hours=1), around + dt.timedelta(hours=1))
+    runs = store.query(queries.render("costliest_agent_runs", time_range, variables=queries.ALL_FILTERS)).rows
+    assert [(run[0], run[4]) for run in runs] == [(trace_id, 2)], "both calls in the run, found by key"
 
 
 def test_past_days_of_llm_calls_and_agent_runs_become_one_part(store) -> None:

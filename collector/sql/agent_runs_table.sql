@@ -4,6 +4,7 @@
 CREATE TABLE IF NOT EXISTS {database}.{agent_runs} {on_cluster} (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
+    {trace_key},
     SpanId String CODEC(ZSTD(1)),
     ParentSpanId String CODEC(ZSTD(1)),
     ServiceName LowCardinality(String),
