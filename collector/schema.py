@@ -37,6 +37,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 before the CREATE ... IF NOT EXISTS statements, which then recreate what they dropped (so an ALTER
 here may only touch a table that every earlier version created)."""
 
+READ_CODEC = "CODEC(LZ4)"
+"""The codec of the llm_calls and agent_runs columns a panel reads for every call in its range besides
+the numbers (Timestamp, UserId): LZ4 decompresses several times faster than ZSTD, which at ten million
+calls was a fifth of a panel's time (and barely shrinks nanosecond timestamps)."""
+READ_CODEC_COLUMNS = ("Timestamp", "UserId")
+
 TRACE_KEY_COLUMN = "TraceKey UInt128 MATERIALIZED reinterpretAsUInt128(unhex(TraceId))"
 """The trace id as the 128-bit number it is, beside its 32 hex digits, on llm_calls and agent_runs.
 
@@ -191,6 +197,7 @@ def _render(
         "ttl": ttl(config, time_expression) if time_expression else "",
         "dedup_window": dedup_window(config),
         "trace_key": TRACE_KEY_COLUMN,
+        "read_codec": READ_CODEC,
     }
     return _sql(template).format_map(values).strip()
 
@@ -228,7 +235,7 @@ def apply_schema(client: Any, config: SchemaConfig = SchemaConfig()) -> int:
     if 0 < found < BY_DAY_SINCE:
         _repartition_by_day(client, config)
     if 0 < found < TRACE_KEY_SINCE:
-        _add_trace_keys(client, config)
+        _key_and_codecs(client, config)
     for name, statement in render_statements(config, upgrade_from=found or None):
         try:
             client.command(statement)
@@ -263,14 +270,15 @@ def _check_cluster_layout(client: Any, config: SchemaConfig) -> None:
 
 
 TRACE_KEY_SINCE = 6
-"""The schema version from which llm_calls and agent_runs carry TraceKey."""
+"""The schema version from which llm_calls and agent_runs carry TraceKey and READ_CODEC."""
 
 
-def _add_trace_keys(client: Any, config: SchemaConfig) -> None:
+def _key_and_codecs(client: Any, config: SchemaConfig) -> None:
     """Schema 6 adds TraceKey to llm_calls and agent_runs where they exist (a table that does not is
-    created with it). New rows get it on insert; rows already stored compute it when read until
-    ClickHouse rewrites their parts in the background (MATERIALIZE COLUMN), so queries are right
-    at once and fast once that is done. On a cluster, the Distributed tables get the column too."""
+    created with it), and gives READ_CODEC_COLUMNS their codec. New rows get both on insert; rows
+    already stored compute TraceKey when read until ClickHouse rewrites their parts in the background
+    (MATERIALIZE COLUMN), so queries are right at once and fast once that is done, and keep their old
+    codec until their part is next merged. On a cluster, the Distributed tables get the column too."""
     database = f"`{config.database}`"
     for table in ("llm_calls", "agent_runs"):
         name = storage_table(config, table)
@@ -285,6 +293,8 @@ def _add_trace_keys(client: Any, config: SchemaConfig) -> None:
             f"{TRACE_KEY_COLUMN} AFTER TraceId"
         )
         client.command(f"ALTER TABLE {database}.`{name}` {on_cluster(config)} MATERIALIZE COLUMN TraceKey")
+        codecs = ", ".join(f"MODIFY COLUMN {column} {READ_CODEC}" for column in READ_CODEC_COLUMNS)
+        client.command(f"ALTER TABLE {database}.`{name}` {on_cluster(config)} {codecs}")
         if config.cluster:
             client.command(
                 f"ALTER TABLE {database}.`{table}` {on_cluster(config)} ADD COLUMN IF NOT EXISTS "

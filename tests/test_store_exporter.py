@@ -385,7 +385,14 @@ def test_a_version_4_store_gets_daily_partitions_and_keeps_its_rows(
     assert after["calls"][1] == after["daily"][1] == 2 * fresh["calls"][1]
 
 
-def test_a_version_5_store_gets_trace_keys_for_its_stored_rows(
+def _columns(store) -> list[tuple[object, ...]]:
+    return store.query(
+        "SELECT table, name, type, default_kind, default_expression, compression_codec FROM system.columns"
+        " WHERE database = currentDatabase() AND table IN ('llm_calls', 'agent_runs') ORDER BY table, name"
+    ).rows
+
+
+def test_a_version_5_store_gets_trace_keys_and_codecs_for_its_stored_rows(
     store, chdb_dir: Path, store_config: SchemaConfig
 ) -> None:
     """Schema 6 adds TraceKey to llm_calls and agent_runs: rows stored before it get the key of their
@@ -400,11 +407,18 @@ def test_a_version_5_store_gets_trace_keys_for_its_stored_rows(
             make_span("invoke_agent planner", span_id=0x21, attributes=agent),
         ]
     )
+    fresh = _columns(store)
     for table in ("llm_calls", "agent_runs"):
         store.command(f"ALTER TABLE {table} DROP COLUMN TraceKey")
+        store.command(
+            f"ALTER TABLE {table} MODIFY COLUMN Timestamp CODEC(Delta(8), ZSTD(1)),"
+            " MODIFY COLUMN UserId CODEC(ZSTD(1))"
+        )
+    assert _columns(store) != fresh
     pretend_schema_version(store, 5)
 
     assert apply_schema(store.client, store.config) == SCHEMA_VERSION
+    assert _columns(store) == fresh, "the same columns, kinds and codecs as a store made new"
     exporter.export([make_span(span_id=0x22, attributes=priced)])
     for table, rows in (("llm_calls", 2), ("agent_runs", 1)):
         keys = store.query(

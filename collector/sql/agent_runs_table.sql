@@ -2,7 +2,7 @@
 -- summed from its model calls in llm_calls (by TraceId), not from the span's own roll-up attributes,
 -- so that runs traced by any instrumentation count the same way.
 CREATE TABLE IF NOT EXISTS {database}.{agent_runs} {on_cluster} (
-    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    Timestamp DateTime64(9) {read_codec},
     TraceId String CODEC(ZSTD(1)),
     {trace_key},
     SpanId String CODEC(ZSTD(1)),
@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS {database}.{agent_runs} {on_cluster} (
     Operation LowCardinality(String),
     AgentName LowCardinality(String),
     PromptName LowCardinality(String),
-    UserId String CODEC(ZSTD(1)),
+    UserId String {read_codec},
     WorkspaceId LowCardinality(String),
     Feature LowCardinality(String),
     RunId String CODEC(ZSTD(1)),

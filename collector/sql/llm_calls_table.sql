@@ -2,7 +2,7 @@
 -- ReplacingMergeTree keyed by the span: a span stored twice collapses to one row when parts merge; a
 -- replayed batch never gets here twice (its deduplication token is dropped, see dedup_window).
 CREATE TABLE IF NOT EXISTS {database}.{llm_calls} {on_cluster} (
-    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    Timestamp DateTime64(9) {read_codec},
     TraceId String CODEC(ZSTD(1)),
     {trace_key},
     SpanId String CODEC(ZSTD(1)),
@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS {database}.{llm_calls} {on_cluster} (
     Operation LowCardinality(String),
     PromptName LowCardinality(String),
     PromptVersion LowCardinality(String),
-    UserId String CODEC(ZSTD(1)),
+    UserId String {read_codec},
     WorkspaceId LowCardinality(String),
     Feature LowCardinality(String),
     ExperimentVariant LowCardinality(String),
