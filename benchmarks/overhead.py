@@ -7,12 +7,13 @@ instrumentation, calls with it, and a *floor* (starting and ending a bare span w
 Each overhead is the median of the paired block differences, in microseconds and as a multiple of
 the floor measured in the same run.
 
-Cases: spancost (cost and tags) on openai chat, non-streaming (also with its client metrics going to an
-SDK MeterProvider) and streaming (per chunk: the
-difference between a 101-chunk and a 1-chunk stream, over 100); spancost on top of the anthropic
-SDK's own span; a minimal hand-written wrapper (a span with the request and usage attributes, no
-pricing, no tags); and OpenLLMetry's openai instrumentor where it is installed (`make test` puts it
-in .venv/peers/openllmetry). With --memory, also the process's memory over many instrumented calls.
+Cases: spancost (cost and tags) on openai chat, non-streaming (also with its client metrics going
+to an SDK MeterProvider) and streaming (per chunk: the difference between a 101-chunk and a 1-chunk
+stream, over 100); spancost on top of the anthropic SDK's own span; a minimal hand-written wrapper
+(a span with the request and usage attributes, no pricing, no tags); a bare span around each call
+and nothing else (the least a span per call costs); and OpenLLMetry's openai instrumentor where it
+is installed (`make test` puts it in .venv/peers/openllmetry). With --memory, also the process's
+memory over many instrumented calls.
 
     .venv/bin/python benchmarks/overhead.py [--blocks 40] [--calls 200] [--memory 100000]
 """
@@ -170,6 +171,25 @@ def minimal_wrapper(tracer: trace.Tracer) -> Toggle:
     )
 
 
+def bare_span(tracer: trace.Tracer) -> Toggle:
+    """The least any instrumentation that makes a span per call does: a span with no attributes,
+    current while the SDK runs, ended after it. Its overhead bounds every design of that kind."""
+    from openai.resources.chat.completions import completions
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        span = tracer.start_span("chat", kind=trace.SpanKind.CLIENT)
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                return wrapped(*args, **kwargs)
+        finally:
+            span.end()
+
+    return Toggle(
+        lambda: wrapt.wrap_function_wrapper(completions, "Completions.create", wrapper),
+        lambda: unwrap(completions.Completions, "create"),
+    )
+
+
 def openllmetry() -> Toggle | None:
     if not PEERS.exists():
         return None
@@ -189,6 +209,7 @@ CASES = (
     "spancost: openai chat stream, 101 chunks",
     "spancost: anthropic messages (on the SDK's own span)",
     "minimal wrapper, no pricing: openai chat",
+    "a bare span per call, nothing else: openai chat",
     "OpenLLMetry 0.62.4, no pricing: openai chat",
 )
 
@@ -316,6 +337,8 @@ def measure(case: str, blocks: int, calls: int, memory_calls: int) -> Any:
         toggle, func = with_spancost, messages_call
     elif case.startswith("minimal wrapper"):
         toggle = minimal_wrapper(provider.get_tracer("minimal"))
+    elif case.startswith("a bare span"):
+        toggle = bare_span(provider.get_tracer("bare"))
     else:
         toggle = openllmetry()
     if toggle is None:
