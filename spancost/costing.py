@@ -32,13 +32,16 @@ _NANO = 1_000_000_000  # nano-USD per USD; an int, so that int / _NANO is one co
 def _tokens(value: Any) -> int | None:
     if type(value) is int:  # the usual case, first: this runs for every finished span
         return value if value >= 0 else None
+    if type(value) is str:  # how the collector sees every attribute
+        # isascii: "²".isdigit() is true, and int("²") fails
+        return int(value) if value.isascii() and value.isdigit() else None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if value >= 0 else None
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return None
 
@@ -161,8 +164,11 @@ def _standard_spellings(attributes: Mapping[str, Any], usage: Usage | None, extr
     if usage is None:
         return
     for standard, older, field in _STANDARD_COUNTS:
-        if standard not in attributes and any(name in attributes for name in older):
-            extra[standard] = getattr(usage, field)
+        if standard not in attributes:
+            for name in older:  # a loop, not any(...): this runs for every priced span, twice or more
+                if name in attributes:
+                    extra[standard] = getattr(usage, field)
+                    break
 
 
 _UNREAD: Any = object()

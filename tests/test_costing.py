@@ -89,3 +89,17 @@ def test_unknown_model_is_unpriced_and_warned_once(caplog: pytest.LogCaptureFixt
         assert cost_attributes(attributes, START) == {"spancost.cost.status": "unpriced"}
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "acme-9000" in r.getMessage()]
     assert len(warnings) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"), [("1000", 1000), ("0", 0), ("²", None), ("-5", None), ("12.0", None), ("", None)]
+)
+def test_token_counts_as_text_are_read_when_they_are_whole_numbers(text: str, tokens: int | None) -> None:
+    """Through OTLP every attribute arrives as text: digits are a count; anything else (a superscript
+    digit included, which str.isdigit accepts and int refuses) is not, and never fails pricing."""
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4.1",
+                  "gen_ai.usage.input_tokens": text, "gen_ai.usage.output_tokens": "0"}  # fmt: skip
+    usage = span_usage(attributes)
+    assert usage is not None
+    assert usage.input_tokens == (tokens or 0)
+    assert cost_attributes(attributes, START)["spancost.cost.status"] == "priced"
