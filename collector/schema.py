@@ -31,7 +31,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     4: (),  # agent_runs and its view: new, made by the CREATE statements
     5: (),  # llm_calls and agent_runs by day: their rows move, see _repartition_by_day
-    6: (),  # TraceKey on llm_calls and agent_runs: see _add_trace_keys
+    6: (),  # computed columns and codecs on llm_calls and agent_runs: see _computed_columns_and_codecs
 }
 """Statements (template names) that take a store from the version before to this one; they run
 before the CREATE ... IF NOT EXISTS statements, which then recreate what they dropped (so an ALTER
@@ -50,6 +50,23 @@ Finding a run's calls means testing every call in the range against the runs' tr
 by trace: on a 16-byte integer that costs about half what it does on the 32-character string. The
 two are one to one (OTLP trace ids are 16 bytes, stored as 32 hex digits), so grouping by the key is
 grouping by the trace; queries show TraceId. MATERIALIZED: computed on every insert, whoever writes."""
+
+PROVIDER_MODEL_SEPARATOR = "\x1f"
+"""Between provider and model in ProviderModel (ASCII's unit separator, in SQL's escape): no name has it."""
+PROVIDER_MODEL_COLUMN = (
+    f"ProviderModel LowCardinality(String) MATERIALIZED concat(Provider, '{PROVIDER_MODEL_SEPARATOR}', Model)"
+)
+"""Provider and model as one LowCardinality value on llm_calls: grouping ten million calls by one such
+column takes about half the time of grouping by the two (spend by model)."""
+
+COMPUTED_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "llm_calls": (
+        ("TraceKey", TRACE_KEY_COLUMN, "TraceId"),
+        ("ProviderModel", PROVIDER_MODEL_COLUMN, "Model"),
+    ),
+    "agent_runs": (("TraceKey", TRACE_KEY_COLUMN, "TraceId"),),
+}
+"""Schema 6's computed columns of each table: (name, definition, the column it follows)."""
 
 DEDUP_WINDOW_BLOCKS = 10_000
 """How many recently inserted blocks each MergeTree table remembers (by deduplication token) to drop
@@ -197,6 +214,7 @@ def _render(
         "ttl": ttl(config, time_expression) if time_expression else "",
         "dedup_window": dedup_window(config),
         "trace_key": TRACE_KEY_COLUMN,
+        "provider_model": PROVIDER_MODEL_COLUMN,
         "read_codec": READ_CODEC,
     }
     return _sql(template).format_map(values).strip()
@@ -234,8 +252,8 @@ def apply_schema(client: Any, config: SchemaConfig = SchemaConfig()) -> int:
         _check_cluster_layout(client, config)
     if 0 < found < BY_DAY_SINCE:
         _repartition_by_day(client, config)
-    if 0 < found < TRACE_KEY_SINCE:
-        _key_and_codecs(client, config)
+    if 0 < found < COMPUTED_COLUMNS_SINCE:
+        _computed_columns_and_codecs(client, config)
     for name, statement in render_statements(config, upgrade_from=found or None):
         try:
             client.command(statement)
@@ -269,18 +287,19 @@ def _check_cluster_layout(client: Any, config: SchemaConfig) -> None:
         )
 
 
-TRACE_KEY_SINCE = 6
-"""The schema version from which llm_calls and agent_runs carry TraceKey and READ_CODEC."""
+COMPUTED_COLUMNS_SINCE = 6
+"""The schema version from which llm_calls and agent_runs carry COMPUTED_COLUMNS and READ_CODEC."""
 
 
-def _key_and_codecs(client: Any, config: SchemaConfig) -> None:
-    """Schema 6 adds TraceKey to llm_calls and agent_runs where they exist (a table that does not is
-    created with it), and gives READ_CODEC_COLUMNS their codec. New rows get both on insert; rows
-    already stored compute TraceKey when read until ClickHouse rewrites their parts in the background
-    (MATERIALIZE COLUMN), so queries are right at once and fast once that is done, and keep their old
-    codec until their part is next merged. On a cluster, the Distributed tables get the column too."""
+def _computed_columns_and_codecs(client: Any, config: SchemaConfig) -> None:
+    """Schema 6 adds COMPUTED_COLUMNS to llm_calls and agent_runs where they exist (a table that does
+    not is created with them), and gives READ_CODEC_COLUMNS their codec. New rows get both on insert;
+    rows already stored compute the columns when read until ClickHouse rewrites their parts in the
+    background (MATERIALIZE COLUMN), so queries are right at once and fast once that is done, and keep
+    their old codec until their part is next merged. On a cluster, the Distributed tables get the
+    columns too."""
     database = f"`{config.database}`"
-    for table in ("llm_calls", "agent_runs"):
+    for table, columns in COMPUTED_COLUMNS.items():
         name = storage_table(config, table)
         exists = client.query(
             "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String}",
@@ -288,18 +307,18 @@ def _key_and_codecs(client: Any, config: SchemaConfig) -> None:
         ).result_rows[0][0]
         if not exists:
             continue
-        client.command(
-            f"ALTER TABLE {database}.`{name}` {on_cluster(config)} ADD COLUMN IF NOT EXISTS "
-            f"{TRACE_KEY_COLUMN} AFTER TraceId"
+        added = ", ".join(
+            f"ADD COLUMN IF NOT EXISTS {definition} AFTER {after}" for _, definition, after in columns
         )
-        client.command(f"ALTER TABLE {database}.`{name}` {on_cluster(config)} MATERIALIZE COLUMN TraceKey")
+        client.command(f"ALTER TABLE {database}.`{name}` {on_cluster(config)} {added}")
+        for column, _, _ in columns:
+            client.command(
+                f"ALTER TABLE {database}.`{name}` {on_cluster(config)} MATERIALIZE COLUMN {column}"
+            )
         codecs = ", ".join(f"MODIFY COLUMN {column} {READ_CODEC}" for column in READ_CODEC_COLUMNS)
         client.command(f"ALTER TABLE {database}.`{name}` {on_cluster(config)} {codecs}")
         if config.cluster:
-            client.command(
-                f"ALTER TABLE {database}.`{table}` {on_cluster(config)} ADD COLUMN IF NOT EXISTS "
-                f"{TRACE_KEY_COLUMN} AFTER TraceId"
-            )
+            client.command(f"ALTER TABLE {database}.`{table}` {on_cluster(config)} {added}")
 
 
 DAILY_PARTITION_KEY = "toDate(Timestamp)"

@@ -20,6 +20,7 @@ from spancost import queries
 from spancost.collector.exporter import ClickHouseSpanExporter
 from spancost.collector.rows import attribute_string
 from spancost.collector.schema import (
+    COMPUTED_COLUMNS,
     DAILY_PARTITION_KEY,
     SCHEMA_VERSION,
     SchemaConfig,
@@ -387,12 +388,13 @@ def test_a_version_4_store_gets_daily_partitions_and_keeps_its_rows(
 
 def _columns(store) -> list[tuple[object, ...]]:
     return store.query(
-        "SELECT table, name, type, default_kind, default_expression, compression_codec FROM system.columns"
-        " WHERE database = currentDatabase() AND table IN ('llm_calls', 'agent_runs') ORDER BY table, name"
+        "SELECT table, position, name, type, default_kind, default_expression, compression_codec"
+        " FROM system.columns WHERE database = currentDatabase() AND table IN ('llm_calls', 'agent_runs')"
+        " ORDER BY table, position"
     ).rows
 
 
-def test_a_version_5_store_gets_trace_keys_and_codecs_for_its_stored_rows(
+def test_a_version_5_store_gets_computed_columns_and_codecs_for_its_stored_rows(
     store, chdb_dir: Path, store_config: SchemaConfig
 ) -> None:
     """Schema 6 adds TraceKey to llm_calls and agent_runs: rows stored before it get the key of their
@@ -408,8 +410,9 @@ def test_a_version_5_store_gets_trace_keys_and_codecs_for_its_stored_rows(
         ]
     )
     fresh = _columns(store)
-    for table in ("llm_calls", "agent_runs"):
-        store.command(f"ALTER TABLE {table} DROP COLUMN TraceKey")
+    for table, columns in COMPUTED_COLUMNS.items():
+        for column, _, _ in columns:
+            store.command(f"ALTER TABLE {table} DROP COLUMN {column}")
         store.command(
             f"ALTER TABLE {table} MODIFY COLUMN Timestamp CODEC(Delta(8), ZSTD(1)),"
             " MODIFY COLUMN UserId CODEC(ZSTD(1))"
@@ -426,6 +429,7 @@ def test_a_version_5_store_gets_trace_keys_and_codecs_for_its_stored_rows(
             f" FROM {table}"
         ).rows[0]
         assert keys == (rows, rows), table
+    assert store.query("SELECT DISTINCT ProviderModel FROM llm_calls").rows == [("\x1fgpt-4o-mini",)]
     trace_id = store.query("SELECT any(TraceId) FROM agent_runs").single_value()
     around = dt.datetime.fromtimestamp(T0 / 1e9, dt.timezone.utc)
     time_range = queries.TimeRange(around - dt.timedelta(hours=1), around + dt.timedelta(hours=1))

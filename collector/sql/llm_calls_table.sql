@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS {database}.{llm_calls} {on_cluster} (
     ServiceVersion LowCardinality(String),
     Provider LowCardinality(String),
     Model LowCardinality(String),
+    {provider_model},
     RequestModel LowCardinality(String),
     Operation LowCardinality(String),
     PromptName LowCardinality(String),
