@@ -51,7 +51,7 @@ by trace: on a 16-byte integer that costs about half what it does on the 32-char
 two are one to one (OTLP trace ids are 16 bytes, stored as 32 hex digits), so grouping by the key is
 grouping by the trace; queries show TraceId. MATERIALIZED: computed on every insert, whoever writes."""
 
-PROVIDER_MODEL_SEPARATOR = "\x1f"
+PROVIDER_MODEL_SEPARATOR = r"\x1f"
 """Between provider and model in ProviderModel (ASCII's unit separator, in SQL's escape): no name has it."""
 PROVIDER_MODEL_COLUMN = (
     f"ProviderModel LowCardinality(String) MATERIALIZED concat(Provider, '{PROVIDER_MODEL_SEPARATOR}', Model)"
