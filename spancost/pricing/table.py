@@ -114,16 +114,11 @@ class ModelPrice:
 
     def price_at(self, when: dt.datetime | None) -> PriceSet:
         """The price in force at `when` (UTC); the newest one when `when` is None."""
-        if when is None:
-            return self.history[-1].prices
-        current = self.history[0].prices
-        for dated in self.history[1:]:
-            if dated.start is not None and when >= dated.start:
-                current = dated.prices
-        return current
+        return self.price_at_ns(None if when is None else _epoch_ns(when))
 
     def price_at_ns(self, when_ns: int | None) -> PriceSet:
-        """`price_at` for a time in nanoseconds since the epoch, as spans carry it (None: the newest)."""
+        """The price in force at a time in nanoseconds since the epoch, as spans carry it (None: the
+        newest)."""
         history = self.history
         if when_ns is None or len(history) == 1:
             return history[-1].prices
