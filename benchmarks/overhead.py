@@ -198,8 +198,18 @@ def openllmetry() -> Toggle | None:
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
     except ImportError:
         return None
+    from openai.resources.chat.completions import completions
+
     instrumentor = OpenAIInstrumentor()
-    return Toggle(instrumentor.instrument, instrumentor.uninstrument)
+    # Its uninstrument() leaves its wrapper on Completions.create, and each instrument() adds one
+    # more: restore the SDK's own method, or the wrappers pile up block after block.
+    original = vars(completions.Completions)["create"]
+
+    def off() -> None:
+        instrumentor.uninstrument()
+        completions.Completions.create = original  # type: ignore[method-assign]
+
+    return Toggle(instrumentor.instrument, off)
 
 
 CASES = (
