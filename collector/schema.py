@@ -227,14 +227,19 @@ def render_schema(config: SchemaConfig) -> str:
 
 def current_version(client: Any, config: SchemaConfig) -> int:
     """The schema version the store has (0 for a store spancost has not set up)."""
-    exists = client.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'spancost_schema'",
-        parameters={"db": config.database},
-    ).result_rows[0][0]
-    if not exists:
+    if not _table_exists(client, config, "spancost_schema"):
         return 0
     rows = client.query(f"SELECT max(Version) FROM `{config.database}`.spancost_schema").result_rows
     return int(rows[0][0] or 0)
+
+
+def _table_exists(client: Any, config: SchemaConfig, name: str) -> bool:
+    return bool(
+        client.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String}",
+            parameters={"db": config.database, "table": name},
+        ).result_rows[0][0]
+    )
 
 
 def apply_schema(client: Any, config: SchemaConfig = SchemaConfig()) -> int:
@@ -301,11 +306,7 @@ def _computed_columns_and_codecs(client: Any, config: SchemaConfig) -> None:
     database = f"`{config.database}`"
     for table, columns in COMPUTED_COLUMNS.items():
         name = storage_table(config, table)
-        exists = client.query(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String}",
-            parameters={"db": config.database, "table": name},
-        ).result_rows[0][0]
-        if not exists:
+        if not _table_exists(client, config, name):
             continue
         added = ", ".join(
             f"ADD COLUMN IF NOT EXISTS {definition} AFTER {after}" for _, definition, after in columns

@@ -10,7 +10,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -59,13 +59,14 @@ def test_stage_can_be_built_by_hand() -> None:
     assert exporter.get_finished_spans()[0].attributes["spancost.cost.status"] == "priced"
 
 
-def _priced_span(provider: TracerProvider, exporter: InMemorySpanExporter) -> ReadableSpan:
+def _priced_span(provider: TracerProvider, exporter: InMemorySpanExporter) -> tuple[Any, ReadableSpan]:
+    """A chat span made and ended, and what the exporter got for it (checked to be priced)."""
     span = provider.get_tracer("t").start_span("chat gpt-4o-mini", attributes=CHAT)
     span.end()
     (exported,) = exporter.get_finished_spans()
     assert exported.attributes["gen_ai.usage.cost.amount"] == 0.00015
     assert exported.attributes["spancost.cost.status"] == "priced"
-    return exported
+    return span, exported
 
 
 def test_installed_stage_prices_the_finished_span_itself_without_a_copy() -> None:
@@ -75,10 +76,7 @@ def test_installed_stage_prices_the_finished_span_itself_without_a_copy() -> Non
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     install(provider)
-    span = provider.get_tracer("t").start_span("chat gpt-4o-mini", attributes=CHAT)
-    span.end()
-    (exported,) = exporter.get_finished_spans()
-    assert exported.attributes["gen_ai.usage.cost.amount"] == 0.00015
+    span, exported = _priced_span(provider, exporter)
     assert type(exported) is ReadableSpan, "the SDK's own finished span, not a copy"
     assert span.attributes["spancost.price.key"] == "openai/gpt-4o-mini"
     assert exported.dropped_attributes == 0
@@ -127,7 +125,7 @@ def test_limits_that_would_drop_or_cut_a_cost_attribute_make_a_copy(limits: Span
     provider = TracerProvider(span_limits=limits)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     install(provider)
-    exported = _priced_span(provider, exporter)
+    _, exported = _priced_span(provider, exporter)
     assert type(exported) is not ReadableSpan, why
     assert exported.attributes["spancost.price.key"] == "openai/gpt-4o-mini"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_price_table import GOOD_MODEL, write
 
 from spancost import attributes as attr
 from spancost.costing import cost_attributes
@@ -316,33 +317,23 @@ def test_openai_cache_writes_are_read_and_priced() -> None:
 # --- the arithmetic itself --------------------------------------------------------------------------
 
 
-_HALF_NANO_RATES = """
-provider: acme
-name: Acme
-pricing_url: https://acme.example/pricing
-models:
-  - id: acme-half
-    name: Acme Half
-    checked: 2026-11-30
-    source: https://acme.example/pricing
-    prices:
-      input_mtok: 0.0125
-      output_mtok: 0.0015
-"""
+# 12.5 n$ per input token, 1.5 n$ per output token: every count of tokens rounds, half of them to even
+_HALF_NANO_RATES = GOOD_MODEL.replace("input_mtok: 0.01875", "input_mtok: 0.0125").replace(
+    "output_mtok: 2", "output_mtok: 0.0015"
+)
 
 
 def test_rounding_half_even_to_the_nano_dollar(tmp_path: Path) -> None:
-    """acme-half: 0.0125 in (12.5 n$ per token), 0.0015 out (1.5 n$ per token).
+    """acme-large at 0.0125 in (12.5 n$ per token), 0.0015 out (1.5 n$ per token).
 
     Input: 1 token 12.5 n$ → 12 (half to even), 3 tokens 37.5 → 38, 2 tokens 25 exactly.
     Output: 1 token 1.5 → 2, 5 tokens 7.5 → 8, 3 tokens 4.5 → 4.
     """
-    path = tmp_path / "prices.yml"
-    path.write_text(_HALF_NANO_RATES)
-    table = build_table([path])
+    assert _HALF_NANO_RATES != GOOD_MODEL
+    table = build_table([write(tmp_path, _HALF_NANO_RATES)])
     nano = Decimal("1e-9")
     for tokens, input_nanos, output_nanos in ((1, 12, 2), (3, 38, 4), (2, 25, 3), (5, 62, 8)):
-        cost = calc_cost(Usage(input_tokens=tokens, output_tokens=tokens), "acme-half", table=table)
+        cost = calc_cost(Usage(input_tokens=tokens, output_tokens=tokens), "acme-large", table=table)
         assert cost is not None
         assert (cost.input, cost.output) == (input_nanos * nano, output_nanos * nano), tokens
         assert cost.total == (input_nanos + output_nanos) * nano
